@@ -5,5 +5,6 @@
 
 pub mod assets;
 pub mod error;
+pub mod filter;
 
 pub use error::{Error, Result};
