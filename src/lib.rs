@@ -4,7 +4,12 @@
 //! set-up of default assets, the indexes (tantivy + Qdrant), hybrid search and the CLI.
 
 pub mod assets;
+pub mod cli;
+pub mod config;
 pub mod error;
 pub mod filter;
+pub mod index;
+pub mod manifest;
+pub mod setup;
 
 pub use error::{Error, Result};

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `anjeon` binary: everything lives in the library; see `anjeon::cli`.
+
+fn main() -> std::process::ExitCode {
+    anjeon::cli::run()
+}

@@ -1,0 +1,263 @@
+//! The `anjeon` command line: argument parsing and output formatting over the library.
+
+use crate::config::{Config, SearchMode};
+use crate::error::{Error, Result};
+use crate::filter::{Access, SearchFilter};
+use crate::index::{parse_date, Index, IngestEvent, SearchRequest};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "anjeon", version, about = "식품의약품 안전 질의응답 — Korean food and drug safety Q&A")]
+pub struct Cli {
+    /// Where indexes live (default: `data_dir` of anjeon.toml, else ./data).
+    #[arg(long, global = true, env = "ANJEON_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (default: ./anjeon.toml when present).
+    #[arg(long, global = true, env = "ANJEON_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch and prepare the default models and dictionary into the cache.
+    Setup,
+    /// Index files or folders (recursively).
+    Ingest {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Who may read these documents.
+        #[arg(long, default_value = "public")]
+        access: Access,
+        /// Print one JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search the indexed passages.
+    Search {
+        query: String,
+        #[arg(long)]
+        top_k: Option<usize>,
+        #[arg(long, value_enum)]
+        mode: Option<SearchMode>,
+        /// KEY=VALUE with KEY one of kind, law, doc, access, date_from, date_to; repeat
+        /// kind or access to allow several values. Without access=…, only public passages.
+        #[arg(long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify that the manifest, tantivy and the vector store agree (after recovering
+    /// from an interrupted ingest); exits non-zero when they do not.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl clap::ValueEnum for Access {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Access::Public, Access::Internal]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+/// Runs the command line; the exit code says whether the command did its job.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut config = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok())?;
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn execute(cli: Cli) -> Result<ExitCode> {
+    init_logging();
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Setup => {
+            crate::setup::prepare_all(&config)?;
+            println!("ready: models and dictionary are in {}", config.cache_dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { paths, access, json } => {
+            let index = Index::open(&config)?;
+            let bar = progress_bar();
+            let report = index.ingest(&paths, access, &|event| match event {
+                IngestEvent::Found(n) => bar.set_length(n as u64),
+                IngestEvent::File(path) => {
+                    bar.set_message(
+                        path.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    );
+                    bar.inc(1);
+                }
+            })?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            } else {
+                println!(
+                    "ingested {} file(s), {} passage(s); {} unchanged; {} skipped",
+                    report.files,
+                    report.chunks,
+                    report.unchanged,
+                    report.skipped.len()
+                );
+                for s in &report.skipped {
+                    println!("  skipped {}: {}", s.path, s.error);
+                }
+            }
+            let nothing = report.files == 0 && report.unchanged == 0;
+            Ok(if nothing { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::Search {
+            query,
+            top_k,
+            mode,
+            filters,
+            json,
+        } => {
+            let filter = parse_filters(&filters)?;
+            let index = Index::open(&config)?;
+            let request = SearchRequest {
+                query,
+                top_k: top_k.unwrap_or(config.search.top_k),
+                mode: mode.unwrap_or(config.search.mode),
+                filter,
+            };
+            let hits = index.search(&request)?;
+            if json {
+                println!("{}", serde_json::json!({ "hits": hits }));
+            } else if hits.is_empty() {
+                println!("검색 결과가 없습니다 (no results)");
+            } else {
+                for (i, h) in hits.iter().enumerate() {
+                    println!("{:>2}. [{:.4}] {} — {} ({})", i + 1, h.score, h.title, h.locator, h.doc);
+                    println!("    {}", one_line(&h.text, 160));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { json } => {
+            let index = Index::open(&config)?;
+            let problems = index.check_consistency()?;
+            let entries = index.entries();
+            let passages: usize = entries.iter().map(|(_, e)| e.passages.len()).sum();
+            if json {
+                let summary = serde_json::json!({
+                    "documents": entries.len(),
+                    "passages": passages,
+                    "problems": problems,
+                });
+                println!("{summary}");
+            } else {
+                println!("{} document(s), {passages} passage(s)", entries.len());
+                for p in &problems {
+                    println!("  inconsistent: {p}");
+                }
+            }
+            Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ANJEON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn one_line(text: &str, max_chars: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
+}
+
+/// `--filter KEY=VALUE` flags → a filter; public access unless `access=` says otherwise.
+pub fn parse_filters(filters: &[String]) -> Result<SearchFilter> {
+    let mut f = SearchFilter::default();
+    for raw in filters {
+        let (key, value) = raw
+            .split_once('=')
+            .ok_or_else(|| Error::InvalidInput(format!("--filter {raw}: expected KEY=VALUE")))?;
+        let value = value.trim().to_string();
+        let date = |v: &str| {
+            parse_date(v).ok_or_else(|| {
+                Error::InvalidInput(format!("--filter {raw}: dates are YYYY-MM-DD"))
+            })
+        };
+        match key.trim() {
+            "kind" => f.kinds.push(value),
+            "law" => f.law = Some(value),
+            "doc" => f.doc = Some(value),
+            "access" => f
+                .access
+                .push(value.parse().map_err(Error::InvalidInput)?),
+            "date_from" => f.date_from = Some(date(&value)?),
+            "date_to" => f.date_to = Some(date(&value)?),
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "--filter {other}=…: unknown key (kind, law, doc, access, date_from, date_to)"
+                )))
+            }
+        }
+    }
+    if f.access.is_empty() {
+        f.access.push(Access::Public);
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_default_to_public() {
+        let f = parse_filters(&["kind=statute".into(), "date_from=2025-01-01".into()]).unwrap();
+        assert_eq!(f.access, vec![Access::Public]);
+        assert_eq!(f.kinds, vec!["statute".to_string()]);
+        assert_eq!(f.date_from, Some(20250101));
+        assert!(parse_filters(&["color=red".into()]).is_err());
+        assert!(parse_filters(&["law".into()]).is_err());
+        let f = parse_filters(&["access=internal".into(), "access=public".into()]).unwrap();
+        assert_eq!(f.access, vec![Access::Internal, Access::Public]);
+    }
+}

@@ -1,0 +1,250 @@
+//! Configuration: one typed struct loaded from `anjeon.toml` with working defaults, every
+//! key overridable by an `ANJEON_<SECTION>_<KEY>` (or `ANJEON_<KEY>` at top level) variable.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Which lexical fields BM25 searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LexicalFields {
+    /// Morphemes from mecab-ko-dic only.
+    Morph,
+    /// Hangul character bigrams only.
+    Bigram,
+    /// Both, scores summed in one BM25 query.
+    Both,
+}
+
+/// How `search` ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    Bm25,
+    Dense,
+    Hybrid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where indexes and the manifest live.
+    pub data_dir: PathBuf,
+    /// Where downloaded and converted models and dictionaries are cached.
+    pub cache_dir: PathBuf,
+    pub index: IndexConfig,
+    pub search: SearchConfig,
+    pub embed: EmbedConfig,
+    pub qdrant: QdrantConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Longest passage, in characters, before the chunker splits it.
+    pub chunk_max_chars: usize,
+    pub lexical: LexicalFields,
+    /// Files per crash-safe batch (one tantivy commit and one vector flush per batch).
+    pub batch_files: usize,
+    /// Largest file accepted, in bytes.
+    pub max_file_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    pub top_k: usize,
+    pub mode: SearchMode,
+    /// Candidates taken from each side before fusion.
+    pub candidates: usize,
+    /// The k of reciprocal-rank fusion: score = Σ 1 / (rrf_k + rank).
+    pub rrf_k: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// Passages per forward pass.
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct QdrantConfig {
+    /// gRPC URL of a Qdrant server or cluster (e.g. `http://localhost:6334`). Empty: the
+    /// embedded engine under `data_dir/qdrant`.
+    pub url: String,
+    pub api_key: String,
+    pub collection: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            cache_dir: default_cache_dir(),
+            index: IndexConfig::default(),
+            search: SearchConfig::default(),
+            embed: EmbedConfig::default(),
+            qdrant: QdrantConfig {
+                collection: "anjeon".into(),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            chunk_max_chars: 800,
+            lexical: LexicalFields::Both,
+            batch_files: 32,
+            max_file_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            top_k: 10,
+            mode: SearchMode::Hybrid,
+            candidates: 100,
+            rrf_k: 60.0,
+        }
+    }
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        EmbedConfig { batch_size: 16 }
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("anjeon")
+}
+
+impl Config {
+    /// Loads `path` (or `anjeon.toml` in the working directory when it exists), then applies
+    /// `ANJEON_*` variables from `env`.
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let default_path = Path::new("anjeon.toml");
+        let text = match path {
+            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?),
+            None if default_path.exists() => Some(
+                std::fs::read_to_string(default_path).map_err(|e| Error::io(default_path, e))?,
+            ),
+            None => None,
+        };
+        let mut table = toml::Table::try_from(Config::default())
+            .map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(text) = text {
+            let file: toml::Table = text.parse().map_err(|e| Error::Config(format!("{e}")))?;
+            merge(&mut table, file);
+        }
+        apply_env(&mut table, "ANJEON", &env)?;
+        table
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(e.message().to_string()))
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+/// Overrides every known key from `<PREFIX>_<KEY>`; values parse as TOML scalars and fall
+/// back to strings, so `ANJEON_SEARCH_TOP_K=5` and `ANJEON_DATA_DIR=/srv/anjeon` both work.
+fn apply_env(
+    table: &mut toml::Table,
+    prefix: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<()> {
+    for (key, value) in table.iter_mut() {
+        let name = format!("{prefix}_{}", key.to_ascii_uppercase());
+        match value {
+            toml::Value::Table(sub) => apply_env(sub, &name, env)?,
+            current => {
+                if let Some(raw) = env(&name) {
+                    *current = parse_scalar(&raw, current)
+                        .ok_or_else(|| Error::Config(format!("{name}={raw} is not a valid value")))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_scalar(raw: &str, like: &toml::Value) -> Option<toml::Value> {
+    use toml::Value;
+    Some(match like {
+        Value::String(_) => Value::String(raw.to_string()),
+        Value::Integer(_) => Value::Integer(raw.trim().parse().ok()?),
+        Value::Float(_) => Value::Float(raw.trim().parse().ok()?),
+        Value::Boolean(_) => Value::Boolean(raw.trim().parse().ok()?),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let cfg = Config::load(None, env_of(&[])).unwrap();
+        assert_eq!(cfg.search.top_k, 10);
+        assert_eq!(cfg.search.mode, SearchMode::Hybrid);
+        assert!(cfg.qdrant.url.is_empty());
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("anjeon.toml");
+        std::fs::write(&path, "data_dir = \"/srv/a\"\n[search]\ntop_k = 3\nmode = \"bm25\"\n").unwrap();
+        let cfg = Config::load(
+            Some(&path),
+            env_of(&[("ANJEON_SEARCH_TOP_K", "7"), ("ANJEON_QDRANT_URL", "http://q:6334")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/srv/a"));
+        assert_eq!(cfg.search.top_k, 7);
+        assert_eq!(cfg.search.mode, SearchMode::Bm25);
+        assert_eq!(cfg.qdrant.url, "http://q:6334");
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let err = Config::load(None, env_of(&[("ANJEON_SEARCH_TOP_K", "many")])).unwrap_err();
+        assert!(err.to_string().contains("ANJEON_SEARCH_TOP_K"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("anjeon.toml");
+        std::fs::write(&path, "[search]\ntop_kk = 3\n").unwrap();
+        let err = Config::load(Some(&path), env_of(&[])).unwrap_err();
+        assert!(err.to_string().contains("top_kk"), "{err}");
+    }
+}

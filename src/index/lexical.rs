@@ -1,0 +1,394 @@
+//! The lexical side of the index: passages in tantivy with BM25 over Korean morphemes
+//! and Hangul bigrams, filters applied inside the query, stored text and highlights.
+
+use crate::analyzer::{KO_BIGRAM, KO_MORPH};
+use crate::config::LexicalFields;
+use crate::error::{Error, Result};
+use crate::filter::SearchFilter;
+use std::collections::BTreeSet;
+use std::ops::Bound;
+use std::path::Path;
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery,
+    TermSetQuery,
+};
+use tantivy::schema::{
+    Field, IndexRecordOption, OwnedValue, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED,
+    STORED, STRING,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+/// One passage as the lexical index stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPassage {
+    pub id: u64,
+    pub doc: String,
+    pub kind: String,
+    pub law: Option<String>,
+    pub access: String,
+    pub date: Option<i64>,
+    pub title: String,
+    pub locator: String,
+    pub text: String,
+    /// Byte range of `text` in the parsed document.
+    pub start: u64,
+    pub end: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    doc: Field,
+    kind: Field,
+    law: Field,
+    access: Field,
+    date: Field,
+    title: Field,
+    title_bigram: Field,
+    locator: Field,
+    text: Field,
+    text_bigram: Field,
+    start: Field,
+    end: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let analysed = |tokenizer: &str, stored: bool| {
+        let opts = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        if stored {
+            opts.set_stored()
+        } else {
+            opts
+        }
+    };
+    let fields = Fields {
+        id: b.add_u64_field("id", INDEXED | STORED | FAST),
+        doc: b.add_text_field("doc", STRING | STORED | FAST),
+        kind: b.add_text_field("kind", STRING | STORED),
+        law: b.add_text_field("law", STRING | STORED),
+        access: b.add_text_field("access", STRING | STORED),
+        date: b.add_i64_field("date", INDEXED | STORED | FAST),
+        title: b.add_text_field("title", analysed(KO_MORPH, true)),
+        title_bigram: b.add_text_field("title_bigram", analysed(KO_BIGRAM, false)),
+        locator: b.add_text_field("locator", STRING | STORED),
+        text: b.add_text_field("text", analysed(KO_MORPH, true)),
+        text_bigram: b.add_text_field("text_bigram", analysed(KO_BIGRAM, false)),
+        start: b.add_u64_field("start", STORED),
+        end: b.add_u64_field("end", STORED),
+    };
+    (b.build(), fields)
+}
+
+/// A BM25 hit before fusion.
+#[derive(Debug, Clone)]
+pub struct LexicalHit {
+    pub id: u64,
+    pub score: f32,
+}
+
+/// The tantivy index of passages.
+pub struct LexicalIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: std::sync::Mutex<IndexWriter<TantivyDocument>>,
+    fields: Fields,
+    lexical: LexicalFields,
+}
+
+fn tv(e: tantivy::TantivyError) -> Error {
+    Error::Index(e.to_string())
+}
+
+impl LexicalIndex {
+    /// Opens or creates the index in `dir`; `register` installs the Korean tokenizers.
+    pub fn open(
+        dir: &Path,
+        lexical: LexicalFields,
+        register: impl FnOnce(&Index),
+    ) -> Result<LexicalIndex> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
+        let index = Index::open_or_create(directory, schema).map_err(tv)?;
+        register(&index);
+        // One indexing thread: the machine has two cores and embedding needs the other.
+        let writer = index.writer_with_num_threads(1, 64 * 1024 * 1024).map_err(tv)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tv)?;
+        Ok(LexicalIndex {
+            index,
+            reader,
+            writer: std::sync::Mutex::new(writer),
+            fields,
+            lexical,
+        })
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter<TantivyDocument>> {
+        // A panic while holding the writer leaves nothing half-applied that a commit would
+        // publish (tantivy only publishes on commit), so the poisoned guard is safe to reuse.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stages deletion of every passage of `doc`; visible after [`commit`](Self::commit).
+    pub fn delete_doc(&self, doc: &str) {
+        self.writer()
+            .delete_term(Term::from_field_text(self.fields.doc, doc));
+    }
+
+    /// Stages one passage; visible after [`commit`](Self::commit).
+    pub fn add(&self, p: &StoredPassage) -> Result<()> {
+        let f = &self.fields;
+        let mut d = doc!(
+            f.id => p.id,
+            f.doc => p.doc.as_str(),
+            f.kind => p.kind.as_str(),
+            f.access => p.access.as_str(),
+            f.title => p.title.as_str(),
+            f.title_bigram => p.title.as_str(),
+            f.locator => p.locator.as_str(),
+            f.text => p.text.as_str(),
+            f.text_bigram => p.text.as_str(),
+            f.start => p.start,
+            f.end => p.end,
+        );
+        if let Some(law) = &p.law {
+            d.add_text(f.law, law);
+        }
+        if let Some(date) = p.date {
+            d.add_i64(f.date, date);
+        }
+        self.writer().add_document(d).map_err(tv)?;
+        Ok(())
+    }
+
+    /// Makes staged changes durable and visible, atomically.
+    pub fn commit(&self) -> Result<()> {
+        self.writer().commit().map_err(tv)?;
+        self.reader.reload().map_err(tv)
+    }
+
+    /// The filter as a query that scores nothing; an empty access list matches nothing.
+    fn filter_query(&self, filter: &SearchFilter) -> Box<dyn Query> {
+        let f = &self.fields;
+        if filter.access.is_empty() {
+            return Box::new(EmptyQuery);
+        }
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(
+            Occur::Must,
+            Box::new(TermSetQuery::new(
+                filter
+                    .access
+                    .iter()
+                    .map(|a| Term::from_field_text(f.access, a.as_str())),
+            )),
+        )];
+        if !filter.kinds.is_empty() {
+            must.push((
+                Occur::Must,
+                Box::new(TermSetQuery::new(
+                    filter.kinds.iter().map(|k| Term::from_field_text(f.kind, k)),
+                )),
+            ));
+        }
+        for (field, value) in [(f.law, &filter.law), (f.doc, &filter.doc)] {
+            if let Some(v) = value {
+                must.push((
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, v),
+                        IndexRecordOption::Basic,
+                    )),
+                ));
+            }
+        }
+        if filter.date_from.is_some() || filter.date_to.is_some() {
+            let bound = |v: Option<i64>| match v {
+                Some(v) => Bound::Included(Term::from_field_i64(f.date, v)),
+                None => Bound::Unbounded,
+            };
+            must.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(bound(filter.date_from), bound(filter.date_to))),
+            ));
+        }
+        Box::new(ConstScoreQuery::new(Box::new(BooleanQuery::new(must)), 0.0))
+    }
+
+    /// The BM25 part: every analysed term of the question, over the configured fields.
+    fn text_query(&self, question: &str) -> Result<Box<dyn Query>> {
+        let f = &self.fields;
+        let mut fields: Vec<(Field, f32)> = Vec::new();
+        if matches!(self.lexical, LexicalFields::Morph | LexicalFields::Both) {
+            fields.extend([(f.text, 1.0), (f.title, 0.5)]);
+        }
+        if matches!(self.lexical, LexicalFields::Bigram | LexicalFields::Both) {
+            fields.extend([(f.text_bigram, 1.0), (f.title_bigram, 0.5)]);
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (field, boost) in fields {
+            let mut analyzer = self.index.tokenizer_for_field(field).map_err(tv)?;
+            let mut terms = BTreeSet::new();
+            let mut stream = analyzer.token_stream(question);
+            while let Some(token) = stream.next() {
+                terms.insert(token.text.clone());
+            }
+            for t in terms {
+                let q = TermQuery::new(
+                    Term::from_field_text(field, &t),
+                    IndexRecordOption::WithFreqs,
+                );
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost))));
+            }
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// Top `k` passages by BM25 among those the filter allows.
+    pub fn search(&self, question: &str, k: usize, filter: &SearchFilter) -> Result<Vec<LexicalHit>> {
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, self.text_query(question)?),
+            (Occur::Must, self.filter_query(filter)),
+        ]);
+        let searcher = self.reader.searcher();
+        let top = searcher
+            .search(&query, &TopDocs::with_limit(k.max(1)).order_by_score())
+            .map_err(tv)?;
+        top.into_iter()
+            .map(|(score, addr)| {
+                let d: TantivyDocument = searcher.doc(addr).map_err(tv)?;
+                Ok(LexicalHit {
+                    id: u64_of(&d, self.fields.id).unwrap_or_default(),
+                    score,
+                })
+            })
+            .collect()
+    }
+
+    /// Number of passages the filter allows.
+    pub fn count(&self, filter: &SearchFilter) -> Result<usize> {
+        self.reader
+            .searcher()
+            .search(self.filter_query(filter).as_ref(), &Count)
+            .map_err(tv)
+    }
+
+    /// Stored passages by id, in the order asked; unknown ids are left out.
+    pub fn get(&self, ids: &[u64]) -> Result<Vec<StoredPassage>> {
+        let searcher = self.reader.searcher();
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let q = TermQuery::new(
+                Term::from_field_u64(self.fields.id, id),
+                IndexRecordOption::Basic,
+            );
+            if let Some((_, addr)) = searcher
+                .search(&q, &TopDocs::with_limit(1).order_by_score())
+                .map_err(tv)?
+                .into_iter()
+                .next()
+            {
+                let d: TantivyDocument = searcher.doc(addr).map_err(tv)?;
+                out.push(self.passage_of(&d));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Passage ids stored for a source document (consistency checks).
+    pub fn ids_of_doc(&self, doc: &str) -> Result<Vec<u64>> {
+        let searcher = self.reader.searcher();
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.doc, doc),
+            IndexRecordOption::Basic,
+        );
+        let mut ids = Vec::new();
+        for addr in searcher.search(&q, &DocSetCollector).map_err(tv)? {
+            let d: TantivyDocument = searcher.doc(addr).map_err(tv)?;
+            ids.extend(u64_of(&d, self.fields.id));
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// A highlighter for `question` over passage text: matched terms wrapped in `<b>`.
+    pub fn highlighter(&self, question: &str) -> Result<Highlighter> {
+        let searcher = self.reader.searcher();
+        let mut generator = SnippetGenerator::create(
+            &searcher,
+            self.text_query(question)?.as_ref(),
+            self.fields.text,
+        )
+        .map_err(tv)?;
+        generator.set_max_num_chars(240);
+        Ok(Highlighter {
+            generator,
+            field: self.fields.text,
+        })
+    }
+
+    fn passage_of(&self, d: &TantivyDocument) -> StoredPassage {
+        let f = &self.fields;
+        let text = |field| str_of(d, field).unwrap_or_default();
+        StoredPassage {
+            id: u64_of(d, f.id).unwrap_or_default(),
+            doc: text(f.doc),
+            kind: text(f.kind),
+            law: str_of(d, f.law),
+            access: text(f.access),
+            date: d.get_first(f.date).and_then(|v| match OwnedValue::from(v) {
+                OwnedValue::I64(i) => Some(i),
+                _ => None,
+            }),
+            title: text(f.title),
+            locator: text(f.locator),
+            text: text(f.text),
+            start: u64_of(d, f.start).unwrap_or_default(),
+            end: u64_of(d, f.end).unwrap_or_default(),
+        }
+    }
+}
+
+/// Marks the question's terms in passage text.
+pub struct Highlighter {
+    generator: SnippetGenerator,
+    field: Field,
+}
+
+impl Highlighter {
+    /// The best fragment of `text` with matches in `<b>…</b>` (HTML-escaped otherwise).
+    pub fn highlight(&self, text: &str) -> String {
+        let mut d = TantivyDocument::default();
+        d.add_text(self.field, text);
+        let snippet = self.generator.snippet_from_doc(&d);
+        if snippet.fragment().is_empty() {
+            return String::new();
+        }
+        snippet.to_html()
+    }
+}
+
+fn u64_of(d: &TantivyDocument, f: Field) -> Option<u64> {
+    d.get_first(f).and_then(|v| match OwnedValue::from(v) {
+        OwnedValue::U64(u) => Some(u),
+        _ => None,
+    })
+}
+
+fn str_of(d: &TantivyDocument, f: Field) -> Option<String> {
+    d.get_first(f).and_then(|v| match OwnedValue::from(v) {
+        OwnedValue::Str(s) => Some(s),
+        _ => None,
+    })
+}

@@ -1,0 +1,606 @@
+//! The index: source files in, passages out of two stores (tantivy for BM25, Qdrant for
+//! vectors) kept consistent through the manifest, and hybrid search over both.
+
+pub mod lexical;
+
+use crate::analyzer::KoreanAnalyzer;
+use crate::config::{Config, SearchMode};
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::filter::{Access, PointPayload, SearchFilter};
+use crate::manifest::{Entry, EntryState, Manifest};
+use crate::vector::{VectorPoint, VectorStore};
+use anjeon_ingest::{chunk_document, ChunkOptions, Document};
+use lexical::{LexicalIndex, StoredPassage};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+/// A file that could not be ingested, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub path: String,
+    pub error: String,
+}
+
+/// The summary `anjeon ingest --json` prints.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    /// Files newly indexed (or re-indexed because they changed).
+    pub files: usize,
+    /// Passages written.
+    pub chunks: usize,
+    pub skipped: Vec<Skipped>,
+    /// Files whose content was already indexed.
+    pub unchanged: usize,
+}
+
+/// Progress of an ingest run, for a progress bar.
+pub enum IngestEvent<'a> {
+    Found(usize),
+    File(&'a Path),
+}
+
+/// One search result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    /// Source document key: the file's path relative to the folder it was ingested from.
+    pub doc: String,
+    pub title: String,
+    pub locator: String,
+    pub score: f32,
+    pub text: String,
+    /// The best fragment with query terms in `<b>…</b>`.
+    pub highlight: String,
+    pub id: u64,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub law: Option<String>,
+    pub access: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<i64>,
+    /// Byte range of `text` in the parsed document.
+    pub start: u64,
+    pub end: u64,
+}
+
+/// A search as callers state it.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub query: String,
+    pub top_k: usize,
+    pub mode: SearchMode,
+    pub filter: SearchFilter,
+}
+
+/// A source file found under an ingest root.
+struct SourceFile {
+    key: String,
+    path: PathBuf,
+}
+
+/// A parsed, chunked and embedded file, ready to be written to both stores.
+struct PreparedFile {
+    key: String,
+    entry: Entry,
+    passages: Vec<StoredPassage>,
+    vectors: Vec<Vec<f32>>,
+}
+
+pub struct Index {
+    config: Config,
+    lexical: LexicalIndex,
+    vectors: Box<dyn VectorStore>,
+    embedder: OnceLock<Embedder>,
+    manifest: Mutex<Manifest>,
+}
+
+impl Index {
+    /// Opens (creating when new) the index under the configured data directory, fetching
+    /// the Korean dictionary if needed, and recovers from an interrupted ingest.
+    pub fn open(config: &Config) -> Result<Index> {
+        let data = &config.data_dir;
+        std::fs::create_dir_all(data).map_err(|e| Error::io(data, e))?;
+        let analyzer = KoreanAnalyzer::load(&config.cache_dir)?;
+        let lexical = LexicalIndex::open(&data.join("tantivy"), config.index.lexical, |idx| {
+            analyzer.register(idx)
+        })?;
+        let vectors = crate::vector::open(config)?;
+        let manifest = Manifest::load(&data.join("manifest.json"))?;
+        let index = Index {
+            config: config.clone(),
+            lexical,
+            vectors,
+            embedder: OnceLock::new(),
+            manifest: Mutex::new(manifest),
+        };
+        index.recover()?;
+        Ok(index)
+    }
+
+    fn manifest(&self) -> std::sync::MutexGuard<'_, Manifest> {
+        self.manifest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn embedder(&self) -> Result<&Embedder> {
+        if let Some(e) = self.embedder.get() {
+            return Ok(e);
+        }
+        let dir = crate::embed::ensure_e5_model(&self.config.cache_dir)?;
+        let loaded = Embedder::load(&dir)?;
+        Ok(self.embedder.get_or_init(|| loaded))
+    }
+
+    /// Undoes batches that were being written when the process died: their passages are
+    /// removed from both stores and their entries dropped, so the next ingest redoes them.
+    fn recover(&self) -> Result<()> {
+        let mut manifest = self.manifest();
+        let pending = manifest.pending_keys();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!("recovering {} file(s) from an interrupted ingest", pending.len());
+        for key in &pending {
+            self.lexical.delete_doc(key);
+            self.vectors.delete_doc(key)?;
+        }
+        self.lexical.commit()?;
+        self.vectors.flush()?;
+        for key in &pending {
+            manifest.entries.remove(key);
+        }
+        manifest.save()
+    }
+
+    /// Ingests files and folders (recursively). Bad files are reported, never fatal.
+    pub fn ingest(
+        &self,
+        roots: &[PathBuf],
+        access: Access,
+        progress: &dyn Fn(IngestEvent),
+    ) -> Result<IngestReport> {
+        let mut report = IngestReport::default();
+        let files = collect_sources(roots, &mut report.skipped);
+        progress(IngestEvent::Found(files.len()));
+        let mut batch: Vec<PreparedFile> = Vec::new();
+        for file in &files {
+            progress(IngestEvent::File(&file.path));
+            match self.prepare(file, access) {
+                Ok(Some(prepared)) => {
+                    report.files += 1;
+                    report.chunks += prepared.passages.len();
+                    batch.push(prepared);
+                }
+                Ok(None) => report.unchanged += 1,
+                Err(e) => report.skipped.push(Skipped {
+                    path: file.path.display().to_string(),
+                    error: e.to_string(),
+                }),
+            }
+            let batch_chunks: usize = batch.iter().map(|p| p.passages.len()).sum();
+            if batch.len() >= self.config.index.batch_files.max(1) || batch_chunks >= 4096 {
+                self.write_batch(std::mem::take(&mut batch))?;
+            }
+        }
+        self.write_batch(batch)?;
+        Ok(report)
+    }
+
+    /// Reads, parses, chunks and embeds one file; `None` when it is already indexed.
+    fn prepare(&self, file: &SourceFile, access: Access) -> Result<Option<PreparedFile>> {
+        let meta = std::fs::metadata(&file.path).map_err(|e| Error::io(&file.path, e))?;
+        let limit = self.config.index.max_file_bytes;
+        if meta.len() > limit {
+            return Err(Error::InvalidInput(format!(
+                "file is {} bytes, more than the limit of {limit} (index.max_file_bytes)",
+                meta.len()
+            )));
+        }
+        let bytes = std::fs::read(&file.path).map_err(|e| Error::io(&file.path, e))?;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let duplicate_of = {
+            let manifest = self.manifest();
+            if let Some(e) = manifest.entries.get(&file.key) {
+                if e.hash == hash && e.access == access && e.state == EntryState::Committed {
+                    return Ok(None);
+                }
+            }
+            manifest
+                .committed_with_hash(&hash, &file.key)
+                .map(str::to_string)
+        };
+        let mut entry = Entry {
+            hash,
+            source: file.path.canonicalize().unwrap_or_else(|_| file.path.clone()),
+            access,
+            state: EntryState::Pending,
+            passages: Vec::new(),
+            duplicate_of,
+            titles: Vec::new(),
+        };
+        if entry.duplicate_of.is_some() {
+            return Ok(Some(PreparedFile {
+                key: file.key.clone(),
+                entry,
+                passages: Vec::new(),
+                vectors: Vec::new(),
+            }));
+        }
+        let docs = anjeon_ingest::parse_file(&file.path, &bytes)?;
+        let opts = ChunkOptions {
+            max_chars: self.config.index.chunk_max_chars,
+        };
+        let mut passages = Vec::new();
+        for doc in &docs {
+            entry.titles.push(doc.title.clone());
+            for p in chunk_document(doc, opts) {
+                let id = passage_id(&file.key, &entry.hash, passages.len());
+                passages.push(stored_passage(id, &file.key, doc, access, p));
+            }
+        }
+        if passages.is_empty() {
+            return Err(anjeon_ingest::IngestError::NoText(file.key.clone()).into());
+        }
+        entry.passages = passages.iter().map(|p| p.id).collect();
+        let inputs: Vec<String> = passages.iter().map(embedding_input).collect();
+        let vectors = self.embed_passages(&inputs)?;
+        Ok(Some(PreparedFile {
+            key: file.key.clone(),
+            entry,
+            passages,
+            vectors,
+        }))
+    }
+
+    fn embed_passages(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>> {
+        let embedder = self.embedder()?;
+        let mut out = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(self.config.embed.batch_size.max(1)) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            out.extend(embedder.embed_passages(&refs)?);
+        }
+        Ok(out)
+    }
+
+    /// Writes a batch crash-safely: manifest entries pending → both stores → committed.
+    fn write_batch(&self, batch: Vec<PreparedFile>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut manifest = self.manifest();
+        for f in &batch {
+            manifest.entries.insert(f.key.clone(), f.entry.clone());
+        }
+        manifest.save()?;
+        self.pause_point("manifest-pending");
+        for f in &batch {
+            self.lexical.delete_doc(&f.key);
+            for p in &f.passages {
+                self.lexical.add(p)?;
+            }
+        }
+        self.lexical.commit()?;
+        self.pause_point("lexical-commit");
+        for f in batch.iter() {
+            self.vectors.delete_doc(&f.key)?;
+        }
+        let points: Vec<VectorPoint> = batch
+            .iter()
+            .flat_map(|f| {
+                f.passages.iter().zip(&f.vectors).map(|(p, v)| VectorPoint {
+                    id: p.id,
+                    vector: v.clone(),
+                    payload: PointPayload {
+                        doc: p.doc.clone(),
+                        kind: p.kind.clone(),
+                        law: p.law.clone(),
+                        access: f.entry.access,
+                        date: p.date,
+                    },
+                })
+            })
+            .collect();
+        if !points.is_empty() {
+            self.vectors.upsert(points)?;
+        }
+        self.vectors.flush()?;
+        self.pause_point("vector-flush");
+        for f in &batch {
+            if let Some(e) = manifest.entries.get_mut(&f.key) {
+                e.state = EntryState::Committed;
+            }
+        }
+        manifest.save()
+    }
+
+    /// Fault injection for crash tests: with `ANJEON_PAUSE_AT=<stage>` the process stops
+    /// at that stage of a batch (after signalling with a marker file) until it is killed.
+    fn pause_point(&self, stage: &str) {
+        if std::env::var("ANJEON_PAUSE_AT").as_deref() != Ok(stage) {
+            return;
+        }
+        let marker = self.config.data_dir.join(format!("paused-at-{stage}"));
+        let _ = std::fs::write(&marker, b"");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+    }
+
+    /// Ranked passages for a query, restricted by the request's filter in both stores.
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
+        let k = req.top_k.max(1);
+        let pool = self.config.search.candidates.max(k);
+        let lexical = || self.lexical.search(&req.query, pool, &req.filter);
+        let dense = || -> Result<Vec<(u64, f32)>> {
+            let q = self.embedder()?.embed_queries(&[req.query.as_str()])?;
+            let v = q.into_iter().next().unwrap_or_default();
+            Ok(self
+                .vectors
+                .search(&v, pool, &req.filter)?
+                .into_iter()
+                .map(|h| (h.id, h.score))
+                .collect())
+        };
+        let ranked: Vec<(u64, f32)> = match req.mode {
+            SearchMode::Bm25 => lexical()?.into_iter().map(|h| (h.id, h.score)).collect(),
+            SearchMode::Dense => dense()?,
+            SearchMode::Hybrid => {
+                let lex: Vec<u64> = lexical()?.into_iter().map(|h| h.id).collect();
+                let den: Vec<u64> = dense()?.into_iter().map(|(id, _)| id).collect();
+                reciprocal_rank_fusion(&[&lex, &den], self.config.search.rrf_k)
+            }
+        };
+        let ranked: Vec<(u64, f32)> = ranked.into_iter().take(k).collect();
+        let ids: Vec<u64> = ranked.iter().map(|(id, _)| *id).collect();
+        let stored: HashMap<u64, StoredPassage> = self
+            .lexical
+            .get(&ids)?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        let highlighter = self.lexical.highlighter(&req.query)?;
+        Ok(ranked
+            .into_iter()
+            .filter_map(|(id, score)| {
+                let p = stored.get(&id)?.clone();
+                Some(Hit {
+                    highlight: highlighter.highlight(&p.text),
+                    doc: p.doc,
+                    title: p.title,
+                    locator: p.locator,
+                    score,
+                    text: p.text,
+                    id,
+                    kind: p.kind,
+                    law: p.law,
+                    access: p.access,
+                    date: p.date,
+                    start: p.start,
+                    end: p.end,
+                })
+            })
+            .collect())
+    }
+
+    /// Checks that the manifest, tantivy and the vector store hold exactly the same
+    /// passages per document; returns the problems found (empty when consistent).
+    pub fn check_consistency(&self) -> Result<Vec<String>> {
+        let manifest = self.manifest();
+        let mut problems = Vec::new();
+        for (key, entry) in &manifest.entries {
+            let mut expected = entry.passages.clone();
+            expected.sort_unstable();
+            let lexical = self.lexical.ids_of_doc(key)?;
+            let mut vectors = self.vectors.ids_of_doc(key)?;
+            vectors.sort_unstable();
+            if lexical != expected {
+                problems.push(format!(
+                    "{key}: tantivy has {} passages, manifest {}",
+                    lexical.len(),
+                    expected.len()
+                ));
+            }
+            if vectors != expected {
+                problems.push(format!(
+                    "{key}: vector store has {} passages, manifest {}",
+                    vectors.len(),
+                    expected.len()
+                ));
+            }
+        }
+        let all = SearchFilter {
+            access: vec![Access::Public, Access::Internal],
+            ..Default::default()
+        };
+        let total: usize = manifest.entries.values().map(|e| e.passages.len()).sum();
+        let lexical_total = self.lexical.count(&all)?;
+        let vector_total = self.vectors.count(&all)? as usize;
+        if lexical_total != total || vector_total != total {
+            problems.push(format!(
+                "totals differ: manifest {total}, tantivy {lexical_total}, vectors {vector_total}"
+            ));
+        }
+        Ok(problems)
+    }
+
+    /// Manifest entries, for listings and tests.
+    pub fn entries(&self) -> Vec<(String, Entry)> {
+        self.manifest()
+            .entries
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect()
+    }
+}
+
+/// Reciprocal-rank fusion: each list contributes 1 / (k + rank) for every id it ranks.
+pub fn reciprocal_rank_fusion(lists: &[&[u64]], k: f32) -> Vec<(u64, f32)> {
+    let mut scores: HashMap<u64, f32> = HashMap::new();
+    for list in lists {
+        for (rank, id) in list.iter().enumerate() {
+            *scores.entry(*id).or_default() += 1.0 / (k + rank as f32 + 1.0);
+        }
+    }
+    let mut fused: Vec<(u64, f32)> = scores.into_iter().collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    fused
+}
+
+/// Stable ids: the same file content yields the same ids, so a redone batch overwrites
+/// rather than duplicates.
+fn passage_id(key: &str, hash: &str, n: usize) -> u64 {
+    let d = Sha256::new()
+        .chain_update(key.as_bytes())
+        .chain_update([0])
+        .chain_update(hash.as_bytes())
+        .chain_update((n as u64).to_le_bytes())
+        .finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(b) & (u64::MAX >> 1)
+}
+
+fn stored_passage(
+    id: u64,
+    key: &str,
+    doc: &Document,
+    access: Access,
+    p: anjeon_ingest::Passage,
+) -> StoredPassage {
+    let date = ["effective_date", "date"]
+        .iter()
+        .find_map(|k| doc.meta.get(*k))
+        .and_then(|d| parse_date(d));
+    StoredPassage {
+        id,
+        doc: key.to_string(),
+        kind: doc.kind.as_str().to_string(),
+        law: doc.meta.get("law").cloned(),
+        access: access.as_str().to_string(),
+        date,
+        title: p.title,
+        locator: p.locator.display(),
+        text: p.text,
+        start: p.range.start as u64,
+        end: p.range.end as u64,
+    }
+}
+
+/// The text embedded for a passage: its title gives the vector the context (law and
+/// article) that the passage body often leaves implicit.
+fn embedding_input(p: &StoredPassage) -> String {
+    if p.title.is_empty() {
+        p.text.clone()
+    } else {
+        format!("{}\n{}", p.title, p.text)
+    }
+}
+
+/// `YYYY-MM-DD` (or `YYYYMMDD`, `YYYY.MM.DD`) → `YYYYMMDD`.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let digits: String = s.chars().filter(char::is_ascii_digit).take(8).collect();
+    if digits.len() == 8 {
+        digits.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Files under the roots with their document keys: the path relative to a folder root,
+/// or the file name for a file root.
+fn collect_sources(roots: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<SourceFile> {
+    let mut out = Vec::new();
+    for root in roots {
+        if root.is_file() {
+            let key = root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            out.push(SourceFile {
+                key,
+                path: root.clone(),
+            });
+            continue;
+        }
+        if !root.is_dir() {
+            skipped.push(Skipped {
+                path: root.display().to_string(),
+                error: "no such file or folder".into(),
+            });
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+            match entry {
+                Ok(e) if e.file_type().is_file() => {
+                    let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+                    let key = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    if key.starts_with('.') || key.contains("/.") {
+                        continue;
+                    }
+                    out.push(SourceFile {
+                        key,
+                        path: e.into_path(),
+                    });
+                }
+                Ok(_) => {}
+                Err(err) => skipped.push(Skipped {
+                    path: err
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    error: err.to_string(),
+                }),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rrf_rewards_agreement() {
+        let fused = reciprocal_rank_fusion(&[&[1, 2, 3], &[3, 1, 4]], 60.0);
+        assert_eq!(fused[0].0, 1);
+        assert_eq!(fused[1].0, 3);
+        assert_eq!(fused.len(), 4);
+    }
+
+    #[test]
+    fn dates_normalise() {
+        assert_eq!(parse_date("2026-12-31"), Some(20261231));
+        assert_eq!(parse_date("2026.05.21"), Some(20260521));
+        assert_eq!(parse_date("2026"), None);
+    }
+
+    #[test]
+    fn passage_ids_are_stable_and_distinct() {
+        assert_eq!(passage_id("a", "h", 0), passage_id("a", "h", 0));
+        assert_ne!(passage_id("a", "h", 0), passage_id("a", "h", 1));
+        assert_ne!(passage_id("a", "h", 0), passage_id("b", "h", 0));
+    }
+
+    #[test]
+    fn keys_are_relative_to_folder_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("statutes")).unwrap();
+        std::fs::write(dir.path().join("statutes/a.md"), "x").unwrap();
+        std::fs::write(dir.path().join(".hidden"), "x").unwrap();
+        let mut skipped = Vec::new();
+        let files = collect_sources(
+            &[dir.path().to_path_buf(), dir.path().join("missing")],
+            &mut skipped,
+        );
+        let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["statutes/a.md"]);
+        assert_eq!(skipped.len(), 1);
+    }
+}
