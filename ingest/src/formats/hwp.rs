@@ -70,12 +70,18 @@ impl DocumentParser for HwpParser {
                 .map_err(|detail| IngestError::malformed(FORMAT, format!("{path}: {detail}")))?;
         }
 
+        // The summary is optional metadata: a damaged one costs the title and date only.
+        let summary = read_summary(&mut ole).unwrap_or_default();
+        let mut meta = BTreeMap::new();
+        if let Some(date) = summary.date {
+            meta.insert("date".to_string(), date);
+        }
         let info = DocumentInfo {
             kind: DocKind::Hwp,
             format: FORMAT,
             file_name,
-            title: None,
-            meta: BTreeMap::new(),
+            title: summary.title,
+            meta,
         };
         Ok(vec![assemble(info, flow.finish())?])
     }
@@ -147,6 +153,98 @@ fn read_section(ole: &mut Ole<'_>, path: &str, compressed: bool) -> Result<Vec<u
     }
     .map_err(malformed)?;
     Ok(data)
+}
+
+/// Title and date from the `HwpSummaryInformation` property set.
+#[derive(Default)]
+struct Summary {
+    title: Option<String>,
+    /// YYYY-MM-DD of the last save, else of creation (UTC).
+    date: Option<String>,
+}
+
+// Property ids and types of an OLE property set (MS-OLEPS).
+const PID_TITLE: u32 = 2;
+const PID_CREATED: u32 = 12;
+const PID_SAVED: u32 = 13;
+const VT_LPWSTR: u32 = 0x1F;
+const VT_FILETIME: u32 = 0x40;
+
+fn read_summary(ole: &mut Ole<'_>) -> Option<Summary> {
+    let mut data = Vec::new();
+    ole.open_stream("/\u{5}HwpSummaryInformation")
+        .and_then(|s| s.take(1 << 20).read_to_end(&mut data))
+        .ok()?;
+    let u32_at = |at: usize| -> Option<u32> {
+        data.get(at..at.checked_add(4)?)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
+    // Header (28 bytes), then the first section's FMTID (16 bytes) and offset.
+    let section = u32_at(44)? as usize;
+    let count = u32_at(section.checked_add(4)?)?.min(1024) as usize;
+    let property = |pid: u32| -> Option<usize> {
+        (0..count).find_map(|i| {
+            let entry = section + 8 + i * 8;
+            (u32_at(entry)? == pid).then(|| Some(section + u32_at(entry + 4)? as usize))?
+        })
+    };
+    let title = property(PID_TITLE).and_then(|at| {
+        if u32_at(at)? & 0xFFFF != VT_LPWSTR {
+            return None;
+        }
+        let chars = u32_at(at + 4)? as usize;
+        let bytes = data.get(at + 8..(at + 8).checked_add(chars.checked_mul(2)?)?)?;
+        let units = bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]));
+        let title: String = char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect();
+        Some(title.trim_end_matches('\0').to_string())
+    });
+    let date = [PID_SAVED, PID_CREATED].into_iter().find_map(|pid| {
+        let at = property(pid)?;
+        if u32_at(at)? & 0xFFFF != VT_FILETIME {
+            return None;
+        }
+        let ticks = u64::from(u32_at(at + 4)?) | u64::from(u32_at(at + 8)?) << 32;
+        filetime_date(ticks)
+    });
+    Some(Summary { title, date })
+}
+
+/// YYYY-MM-DD of a FILETIME (100 ns ticks since 1601-01-01 UTC); `None` when unset.
+fn filetime_date(ticks: u64) -> Option<String> {
+    const TICKS_PER_DAY: u64 = 864_000_000_000;
+    // Days from 1601-01-01 to 1970-01-01.
+    const UNIX_EPOCH_DAY: i64 = 134_774;
+    if ticks == 0 {
+        return None;
+    }
+    let days = (ticks / TICKS_PER_DAY) as i64 - UNIX_EPOCH_DAY;
+    let (y, m, d) = civil_from_days(days);
+    Some(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// Gregorian date of a day count since 1970-01-01, counting in 400-year eras of
+/// 146,097 days with years starting in March so that leap days come last.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// One record: a 32-bit header (tag 10 bits, level 10 bits, size 12 bits, where size
@@ -338,6 +436,7 @@ mod tests {
         println!("hwp⊂hwpx {a:.4}, hwpx⊂hwp {b:.4}");
         assert!(a >= 0.95 && b >= 0.95, "overlap {a} / {b}");
         assert_eq!(hwp.title, hwpx.title);
+        assert!(hwp.text == hwpx.text, "texts differ");
         // Same flattening of tables: the quarterly table row is one line in both.
         assert!(hwp
             .text
@@ -350,6 +449,99 @@ mod tests {
                 .collect()
         };
         assert_eq!(headings(&hwp), headings(&hwpx));
+    }
+
+    /// An OLE file with a FileHeader of the given flags and the given extra streams.
+    fn ole_with(flags: u32, streams: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut ole = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+        let mut header = [0u8; 256];
+        header[..SIGNATURE.len()].copy_from_slice(SIGNATURE);
+        header[32..36].copy_from_slice(&0x0501_0000u32.to_le_bytes());
+        header[36..40].copy_from_slice(&flags.to_le_bytes());
+        ole.create_stream("/FileHeader")
+            .unwrap()
+            .write_all(&header)
+            .unwrap();
+        for (path, data) in streams {
+            if let Some((storage, _)) = path.rsplit_once('/').filter(|(s, _)| !s.is_empty()) {
+                ole.create_storage_all(storage).unwrap();
+            }
+            ole.create_stream(path).unwrap().write_all(data).unwrap();
+        }
+        ole.into_inner().into_inner()
+    }
+
+    fn record(tag: u16, level: u16, data: &[u8]) -> Vec<u8> {
+        let header = u32::from(tag) | u32::from(level) << 10 | (data.len() as u32) << 20;
+        [&header.to_le_bytes()[..], data].concat()
+    }
+
+    #[test]
+    fn uncompressed_sections_in_number_order() {
+        let para = |text: &str| {
+            let units: Vec<u8> = text
+                .encode_utf16()
+                .chain([13])
+                .flat_map(u16::to_le_bytes)
+                .collect();
+            [
+                record(TAG_PARA_HEADER, 0, &[0; 22]),
+                record(TAG_PARA_TEXT, 1, &units),
+            ]
+            .concat()
+        };
+        let bytes = ole_with(
+            0,
+            &[
+                ("/BodyText/Section10", &para("열한째 구역 문단입니다")),
+                ("/BodyText/Section2", &para("셋째 구역 문단입니다")),
+            ],
+        );
+        let doc = parse(&bytes).unwrap();
+        assert_eq!(doc.text, "셋째 구역 문단입니다\n열한째 구역 문단입니다");
+        assert_eq!(doc.title, "셋째 구역 문단입니다");
+    }
+
+    #[test]
+    fn protected_and_distribution_documents_are_unsupported() {
+        let body: &[(&str, &[u8])] = &[("/BodyText/Section0", &[])];
+        let err = parse(&ole_with(FLAG_COMPRESSED | FLAG_PASSWORD, body)).unwrap_err();
+        assert!(
+            matches!(&err, IngestError::Unsupported(m) if m.contains("password")),
+            "{err}"
+        );
+        let view: &[(&str, &[u8])] = &[("/ViewText/Section0", &[1, 2, 3])];
+        let err = parse(&ole_with(FLAG_COMPRESSED | FLAG_DISTRIBUTION, view)).unwrap_err();
+        assert!(
+            matches!(&err, IngestError::Unsupported(m) if m.contains("배포용")),
+            "{err}"
+        );
+        let err = parse(&ole_with(FLAG_COMPRESSED, &[])).unwrap_err();
+        assert!(
+            matches!(&err, IngestError::Malformed { detail, .. } if detail.contains("BodyText")),
+            "{err}"
+        );
+        // An OLE file that is not HWP (a Word 97 document, say).
+        let mut other = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+        other.create_stream("/WordDocument").unwrap();
+        let other = other.into_inner().into_inner();
+        assert!(matches!(parse(&other), Err(IngestError::Malformed { .. })));
+        assert!(!HwpParser.accepts(Path::new("x.doc"), &other));
+        assert!(HwpParser.accepts(Path::new("x.HWP"), &other));
+    }
+
+    #[test]
+    fn filetime_dates() {
+        assert_eq!(filetime_date(0), None);
+        // 2024-06-21T00:07:50Z
+        assert_eq!(
+            filetime_date(133_634_020_700_000_000).as_deref(),
+            Some("2024-06-21")
+        );
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
     }
 
     #[test]
