@@ -185,8 +185,12 @@ fn read_summary(ole: &mut Ole<'_>) -> Option<Summary> {
     let count = u32_at(section.checked_add(4)?)?.min(1024) as usize;
     let property = |pid: u32| -> Option<usize> {
         (0..count).find_map(|i| {
+            // Entries are (property id, offset from the section start) pairs.
             let entry = section + 8 + i * 8;
-            (u32_at(entry)? == pid).then(|| Some(section + u32_at(entry + 4)? as usize))?
+            if u32_at(entry)? != pid {
+                return None;
+            }
+            Some(section + u32_at(entry + 4)? as usize)
         })
     };
     let title = property(PID_TITLE).and_then(|at| {
