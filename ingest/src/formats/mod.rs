@@ -3,6 +3,13 @@
 use crate::{Document, IngestError};
 use std::path::Path;
 
+mod hancom;
+mod hwp;
+mod hwpx;
+
+pub use hwp::HwpParser;
+pub use hwpx::HwpxParser;
+
 /// Turns the bytes of one file of a given format into documents.
 pub trait DocumentParser: Sync {
     /// Short format name used in logs and errors.
@@ -14,7 +21,7 @@ pub trait DocumentParser: Sync {
     fn parse(&self, file_name: &str, bytes: &[u8]) -> Result<Vec<Document>, IngestError>;
 }
 
-static PARSERS: &[&dyn DocumentParser] = &[];
+static PARSERS: &[&dyn DocumentParser] = &[&HwpxParser, &HwpParser];
 
 /// The parser for a file, if any format accepts it.
 pub fn parser_for(path: &Path, bytes: &[u8]) -> Option<&'static dyn DocumentParser> {
