@@ -3,6 +3,8 @@
 use crate::{Document, IngestError};
 use std::path::Path;
 
+pub mod pdf;
+
 /// Turns the bytes of one file of a given format into documents.
 pub trait DocumentParser: Sync {
     /// Short format name used in logs and errors.
@@ -14,7 +16,7 @@ pub trait DocumentParser: Sync {
     fn parse(&self, file_name: &str, bytes: &[u8]) -> Result<Vec<Document>, IngestError>;
 }
 
-static PARSERS: &[&dyn DocumentParser] = &[];
+static PARSERS: &[&dyn DocumentParser] = &[&pdf::PdfParser];
 
 /// The parser for a file, if any format accepts it.
 pub fn parser_for(path: &Path, bytes: &[u8]) -> Option<&'static dyn DocumentParser> {
