@@ -120,12 +120,11 @@ impl Font {
             _ => (CodeScheme::Identity, false),
         };
 
-        // Only the Adobe character collections have published CID → Unicode tables.
+        // Adobe character collections publish CID → Unicode tables; Identity and the
+        // "UCS" ordering some producers write have none.
         let collection = ordering.filter(|o| {
-            matches!(
-                o.as_str(),
-                "Adobe-Korea1" | "Adobe-Japan1" | "Adobe-GB1" | "Adobe-CNS1" | "Adobe-KR"
-            )
+            o.strip_prefix("Adobe-")
+                .is_some_and(|rest| !matches!(rest, "Identity" | "UCS"))
         });
         let mut missing_data = None;
         let cid_unicode = match (&collection, &scheme) {
@@ -135,8 +134,8 @@ impl Font {
                 let loaded = cmap::load_predefined(&table, Some(c));
                 if loaded.is_none() && to_unicode.is_none() {
                     missing_data = Some(format!(
-                        "PDF font {name} has no ToUnicode map and its {c} CIDs need the {table} CMap \
-                         from poppler-data, which was not found under {}; install poppler-data",
+                        "PDF font {name} has no ToUnicode map, and reading its {c} CIDs needs the \
+                         {table} CMap of poppler-data, found in none of {}",
                         cmap::search_path_display()
                     ));
                 }

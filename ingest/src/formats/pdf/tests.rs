@@ -1,4 +1,5 @@
 use super::*;
+use lopdf::{dictionary, Object, Stream};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -251,5 +252,117 @@ fn running_headers_and_page_numbers_are_dropped() {
     for (lines, _) in &pages {
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts, ["본문", "3"]);
+    }
+}
+
+/// A one-page PDF drawing `content` with the given font resources.
+fn build_pdf(fonts: Vec<(&str, Object)>, content: &str) -> Vec<u8> {
+    let mut doc = lopdf::Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let mut font_dict = Dictionary::new();
+    for (name, font) in fonts {
+        let id = doc.add_object(font);
+        font_dict.set(name, id);
+    }
+    let content_id = doc.add_object(Stream::new(Dictionary::new(), content.as_bytes().to_vec()));
+    let page_id = doc.add_object(dictionary! {
+        "Type" => "Page",
+        "Parent" => pages_id,
+        "Contents" => content_id,
+        "Resources" => dictionary! { "Font" => font_dict },
+        "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+    });
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(
+            dictionary! { "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1 },
+        ),
+    );
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog);
+    let info = doc.add_object(dictionary! {
+        "Title" => Object::string_literal("Synthetic test page"),
+        "CreationDate" => Object::string_literal("D:20240229120000Z"),
+    });
+    doc.trailer.set("Info", info);
+    let mut out = Vec::new();
+    doc.save_to(&mut out)
+        .expect("an in-memory PDF can be written");
+    out
+}
+
+fn parse_bytes(bytes: &[u8]) -> Document {
+    let mut docs = PdfParser
+        .parse("synthetic.pdf", bytes)
+        .unwrap_or_else(|e| panic!("{e}"));
+    docs.remove(0)
+}
+
+#[test]
+fn simple_font_text_operators_and_columns() {
+    let helvetica = dictionary! {
+        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding",
+    };
+    let content = "BT /F1 10 Tf 14 TL 1 0 0 1 50 700 Tm (Left column) Tj T* [(line)-600(two)] TJ \
+                   (caf\\351 three) ' ET \
+                   BT /F1 10 Tf 1 0 0 1 320 700 Tm (Right column) Tj 5 0 (next line) \" ET";
+    let doc = parse_bytes(&build_pdf(vec![("F1", helvetica.into())], content));
+    assert_eq!(
+        doc.text,
+        "Left column\nline two\ncaf\u{e9} three\n\nRight column\nnext line"
+    );
+    assert_eq!(doc.title, "Synthetic test page");
+    assert_eq!(doc.meta.get("date").map(String::as_str), Some("2024-02-29"));
+}
+
+#[test]
+fn cid_font_without_to_unicode_uses_adobe_korea1() {
+    let descendant = dictionary! {
+        "Type" => "Font", "Subtype" => "CIDFontType0", "BaseFont" => "HYSMyeongJo-Medium",
+        "CIDSystemInfo" => dictionary! {
+            "Registry" => Object::string_literal("Adobe"),
+            "Ordering" => Object::string_literal("Korea1"),
+            "Supplement" => 2,
+        },
+    };
+    let font = dictionary! {
+        "Type" => "Font", "Subtype" => "Type0", "BaseFont" => "HYSMyeongJo-Medium",
+        "Encoding" => "Identity-H", "DescendantFonts" => vec![descendant.into()],
+    };
+    // CIDs 3296 and 1086 are 한 and 가 in Adobe-Korea1.
+    let doc = parse_bytes(&build_pdf(
+        vec![("K", font.into())],
+        "BT /K 12 Tf 72 720 Td <0CE0043E> Tj ET",
+    ));
+    assert_eq!(doc.text, "한가");
+}
+
+#[test]
+fn cid_font_without_any_unicode_table_is_reported() {
+    // poppler-data ships no UCS2 table for the obsolete Adobe-Japan2 collection.
+    let descendant = dictionary! {
+        "Type" => "Font", "Subtype" => "CIDFontType0", "BaseFont" => "HojoMincho",
+        "CIDSystemInfo" => dictionary! {
+            "Registry" => Object::string_literal("Adobe"),
+            "Ordering" => Object::string_literal("Japan2"),
+            "Supplement" => 0,
+        },
+    };
+    let font = dictionary! {
+        "Type" => "Font", "Subtype" => "Type0", "BaseFont" => "HojoMincho",
+        "Encoding" => "Identity-H", "DescendantFonts" => vec![descendant.into()],
+    };
+    let bytes = build_pdf(
+        vec![("K", font.into())],
+        "BT /K 12 Tf 72 720 Td <0CE0> Tj ET",
+    );
+    match PdfParser.parse("japan2.pdf", &bytes) {
+        Err(IngestError::Unsupported(reason)) => {
+            assert!(
+                reason.contains("HojoMincho") && reason.contains("Adobe-Japan2-UCS2"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected an error naming the font, got {other:?}"),
     }
 }
