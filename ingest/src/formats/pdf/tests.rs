@@ -257,6 +257,17 @@ fn running_headers_and_page_numbers_are_dropped() {
 
 /// A one-page PDF drawing `content` with the given font resources.
 fn build_pdf(fonts: Vec<(&str, Object)>, content: &str) -> Vec<u8> {
+    save(build_document(fonts, content))
+}
+
+fn save(mut doc: lopdf::Document) -> Vec<u8> {
+    let mut out = Vec::new();
+    doc.save_to(&mut out)
+        .expect("an in-memory PDF can be written");
+    out
+}
+
+fn build_document(fonts: Vec<(&str, Object)>, content: &str) -> lopdf::Document {
     let mut doc = lopdf::Document::with_version("1.5");
     let pages_id = doc.new_object_id();
     let mut font_dict = Dictionary::new();
@@ -285,10 +296,7 @@ fn build_pdf(fonts: Vec<(&str, Object)>, content: &str) -> Vec<u8> {
         "CreationDate" => Object::string_literal("D:20240229120000Z"),
     });
     doc.trailer.set("Info", info);
-    let mut out = Vec::new();
-    doc.save_to(&mut out)
-        .expect("an in-memory PDF can be written");
-    out
+    doc
 }
 
 fn parse_bytes(bytes: &[u8]) -> Document {
@@ -365,4 +373,43 @@ fn cid_font_without_any_unicode_table_is_reported() {
         }
         other => panic!("expected an error naming the font, got {other:?}"),
     }
+}
+
+/// The test page encrypted (RC4, 128 bit) with the given user password.
+fn encrypted_pdf(user_password: &str) -> Vec<u8> {
+    let helvetica =
+        dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica" };
+    let mut doc = build_document(
+        vec![("F1", helvetica.into())],
+        "BT /F1 10 Tf 50 700 Td (secret) Tj ET",
+    );
+    doc.trailer.set(
+        "ID",
+        vec![
+            Object::string_literal("0123456789abcdef"),
+            Object::string_literal("0123456789abcdef"),
+        ],
+    );
+    let state = lopdf::EncryptionState::try_from(lopdf::EncryptionVersion::V2 {
+        document: &doc,
+        owner_password: "owner",
+        user_password,
+        key_length: 128,
+        permissions: lopdf::Permissions::all(),
+    })
+    .expect("encryption state");
+    doc.encrypt(&state).expect("encrypt");
+    save(doc)
+}
+
+#[test]
+fn encrypted_pdfs() {
+    match PdfParser.parse("locked.pdf", &encrypted_pdf("user")) {
+        Err(IngestError::Malformed { detail, .. }) => {
+            assert!(detail.contains("password"), "{detail}")
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+    // Permission-only encryption (empty user password) opens without asking.
+    assert_eq!(parse_bytes(&encrypted_pdf("")).text, "secret");
 }
