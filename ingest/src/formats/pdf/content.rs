@@ -13,6 +13,8 @@ const MAX_FORM_DEPTH: usize = 12;
 /// Operators executed per page, forms included: bounds the work a hostile file can cause
 /// by drawing one form many times from many nested forms.
 const MAX_OPERATIONS: usize = 5_000_000;
+/// Glyphs kept per page: one show string of a hostile page can hold millions of codes.
+const MAX_GLYPHS: usize = 1_000_000;
 /// Decompressed size limit for one page's content.
 const MAX_PAGE_BYTES: usize = 64 << 20;
 
@@ -416,7 +418,7 @@ impl<'a> Interpreter<'a, '_> {
         };
         let gs = &self.gs;
         let mut rest = bytes;
-        while !rest.is_empty() {
+        while !rest.is_empty() && self.out.glyphs.len() < MAX_GLYPHS {
             let code = font.next_code(rest);
             rest = rest.get(code.len..).unwrap_or_default();
             let device = self.text_matrix.then(&gs.ctm);
@@ -427,6 +429,7 @@ impl<'a> Interpreter<'a, '_> {
                 0.0
             };
             let step = if font.is_vertical() {
+                // Vertical metrics (/W2) are rarely given; the default advance is one em down.
                 Matrix::translate(0.0, -gs.font_size + gs.char_spacing + word_space)
             } else {
                 let advance =

@@ -2,6 +2,7 @@
 //! fragments), and blocks are put in reading order by recursive XY-cuts.
 
 use super::content::{Glyph, PageContent, Rect};
+use std::collections::BTreeMap;
 
 /// Below this share of the page, a clip rectangle is a table cell or text box whose text
 /// belongs together; larger ones are page or column clips that say nothing.
@@ -171,17 +172,15 @@ pub(crate) fn page_lines(content: &PageContent, page: Rect) -> Vec<Line> {
     }
 
     let mut blocks = Vec::new();
-    let mut cells: Vec<(usize, Vec<Run>)> = Vec::new();
+    // Clip indices follow first appearance, so cells keep content order among equals.
+    let mut cells: BTreeMap<usize, Vec<Run>> = BTreeMap::new();
     let mut free = Vec::new();
     for (cell, run) in runs {
         if run.text.trim().is_empty() {
             continue;
         }
         match cell {
-            Some(c) => match cells.iter_mut().find(|(k, _)| *k == c) {
-                Some((_, list)) => list.push(run),
-                None => cells.push((c, vec![run])),
-            },
+            Some(c) => cells.entry(c).or_default().push(run),
             None => free.push(run),
         }
     }
@@ -190,7 +189,8 @@ pub(crate) fn page_lines(content: &PageContent, page: Rect) -> Vec<Line> {
         let size = lines.iter().map(|l| l.size).fold(0.0, f32::max);
         let text_box = lines.iter().map(TextLine::bbox).reduce(Rect::union);
         if let (Some(bbox), Some(text_box)) = (content.clips.get(clip), text_box) {
-            // Text spilling out of its clip would be invisible; order by what is shown.
+            // A clip that does not hold the centre of its text was not drawn as that
+            // text's cell (a stale clip, a shared text box); place the text by itself.
             let bbox = if bbox.contains_center(&text_box) {
                 *bbox
             } else {

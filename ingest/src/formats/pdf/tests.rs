@@ -1,3 +1,6 @@
+//! Tests of the PDF parser against the Hancom PDFs of the shared corpus (checked against
+//! pdftotext) and against small PDFs built here for fonts, layout and damaged input.
+
 use super::*;
 use lopdf::{dictionary, Object, Stream};
 use std::path::PathBuf;
