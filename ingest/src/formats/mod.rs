@@ -6,6 +6,7 @@ use std::path::Path;
 mod hancom;
 mod hwp;
 mod hwpx;
+pub mod pdf;
 
 pub use hwp::HwpParser;
 pub use hwpx::HwpxParser;
@@ -21,7 +22,7 @@ pub trait DocumentParser: Sync {
     fn parse(&self, file_name: &str, bytes: &[u8]) -> Result<Vec<Document>, IngestError>;
 }
 
-static PARSERS: &[&dyn DocumentParser] = &[&HwpxParser, &HwpParser];
+static PARSERS: &[&dyn DocumentParser] = &[&pdf::PdfParser, &HwpxParser, &HwpParser];
 
 /// The parser for a file, if any format accepts it.
 pub fn parser_for(path: &Path, bytes: &[u8]) -> Option<&'static dyn DocumentParser> {
