@@ -3,6 +3,17 @@
 use crate::{Document, IngestError};
 use std::path::Path;
 
+mod blocks;
+mod front_matter;
+pub mod html;
+pub mod markdown;
+pub mod mfds_json;
+mod statute;
+pub mod statute_law;
+pub mod statute_md;
+pub mod text;
+mod textfile;
+
 /// Turns the bytes of one file of a given format into documents.
 pub trait DocumentParser: Sync {
     /// Short format name used in logs and errors.
@@ -14,7 +25,15 @@ pub trait DocumentParser: Sync {
     fn parse(&self, file_name: &str, bytes: &[u8]) -> Result<Vec<Document>, IngestError>;
 }
 
-static PARSERS: &[&dyn DocumentParser] = &[];
+static PARSERS: &[&dyn DocumentParser] = &[
+    // Statute Markdown before generic Markdown, statute JSON before other JSON.
+    &statute_md::StatuteMarkdownParser,
+    &markdown::MarkdownParser,
+    &statute_law::StatuteLawParser,
+    &mfds_json::MfdsJsonParser,
+    &html::HtmlParser,
+    &text::TextParser,
+];
 
 /// The parser for a file, if any format accepts it.
 pub fn parser_for(path: &Path, bytes: &[u8]) -> Option<&'static dyn DocumentParser> {
