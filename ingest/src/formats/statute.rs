@@ -110,8 +110,8 @@ impl StatuteBuilder {
         });
     }
 
-    /// Start of a 항: its circled label (`①`) and the text after it.
-    pub(crate) fn paragraph(&mut self, label: char, content: &str) {
+    /// Start of a 항: its circled label (`①`) and its first line, label included.
+    pub(crate) fn paragraph(&mut self, label: char, line: &str) {
         let paragraph = circled_number(label).map(|n| format!("제{n}항"));
         let start = self.text.len();
         match &mut self.open {
@@ -126,12 +126,7 @@ impl StatuteBuilder {
                 });
             }
         }
-        let content = content.trim();
-        if content.is_empty() {
-            self.body_line(&label.to_string());
-        } else {
-            self.body_line(&format!("{label} {content}"));
-        }
+        self.body_line(line.trim());
     }
 
     /// A line of article text; `depth` 1 is a 호, 2 a 목, 0 running text.
@@ -262,14 +257,26 @@ pub(crate) fn supplement_lines<'a>(
     }
 }
 
-/// A content line that may open a 항 (`① ...`).
+/// A content line that may open a 항: a circled number at the start (`① 본문`, and in
+/// old 부칙 `②제1항 ...`), unless a connective follows it: `①부터 <549>까지 생략` is
+/// running text that mentions 항, not a 항.
 pub(crate) fn content_line(builder: &mut StatuteBuilder, depth: usize, line: &str) {
     let line = line.trim();
-    let mut chars = line.chars();
-    match chars.next() {
-        Some(c) if circled_number(c).is_some() => builder.paragraph(c, chars.as_str()),
-        _ => builder.line(depth, line),
+    match paragraph_label(line) {
+        Some(label) => builder.paragraph(label, line),
+        None => builder.line(depth, line),
     }
+}
+
+/// The circled label opening a 항 line, if the line is one.
+pub(crate) fn paragraph_label(line: &str) -> Option<char> {
+    let mut chars = line.chars();
+    let label = chars.next().filter(|c| circled_number(*c).is_some())?;
+    let rest = chars.as_str();
+    const CONNECTIVES: &[&str] = &[
+        "부터", "내지", "까지", "및", "의 ", "ㆍ", "·", ",", "~", "∼",
+    ];
+    (!CONNECTIVES.iter().any(|c| rest.starts_with(c))).then_some(label)
 }
 
 /// `부칙`, `부칙 <제1919호,2023.12.7>`, `부칙(정부조직법) <...>`.
@@ -453,9 +460,10 @@ mod tests {
         b.article("제1조", Some("목적"));
         b.line(0, "이 법은 목적을 정한다.");
         b.article("제2조", Some("정의"));
-        b.paragraph('①', "정의는 다음과 같다.");
+        b.paragraph('①', "① 정의는 다음과 같다.");
         b.line(1, "1. 가");
-        b.paragraph('②', "둘째 항.");
+        content_line(&mut b, 0, "② 둘째 항.");
+        content_line(&mut b, 0, "③부터 ⑤까지 생략");
         supplement_lines(
             &mut b,
             [
@@ -467,7 +475,7 @@ mod tests {
         let doc = b.finish("test").unwrap();
         assert_eq!(
             doc.text,
-            "시험법\n\n제1장 총칙\n\n제1조(목적)\n이 법은 목적을 정한다.\n\n제2조(정의)\n① 정의는 다음과 같다.\n  1. 가\n② 둘째 항.\n\n부칙 <제1호,2024.1.1>\n이 법은 공포한 날부터 시행한다.\n"
+            "시험법\n\n제1장 총칙\n\n제1조(목적)\n이 법은 목적을 정한다.\n\n제2조(정의)\n① 정의는 다음과 같다.\n  1. 가\n② 둘째 항.\n③부터 ⑤까지 생략\n\n부칙 <제1호,2024.1.1>\n이 법은 공포한 날부터 시행한다.\n"
         );
         let parts: Vec<(&str, String)> = doc
             .segments
@@ -482,7 +490,7 @@ mod tests {
                     "제2조(정의)\n① 정의는 다음과 같다.\n  1. 가",
                     "제2조 제1항".to_owned()
                 ),
-                ("② 둘째 항.", "제2조 제2항".to_owned()),
+                ("② 둘째 항.\n③부터 ⑤까지 생략", "제2조 제2항".to_owned()),
                 (
                     "이 법은 공포한 날부터 시행한다.",
                     "부칙 <제1호,2024.1.1>".to_owned()

@@ -6,7 +6,8 @@
 //! the shared [`StatuteBuilder`].
 
 use super::statute::{
-    content_line, is_supplement_label, iso_date, supplement_lines, StatuteBuilder, StatuteInfo,
+    circled_number, content_line, is_supplement_label, iso_date, supplement_lines, StatuteBuilder,
+    StatuteInfo,
 };
 use super::textfile::{decode_text, has_extension};
 use super::DocumentParser;
@@ -140,13 +141,15 @@ fn article_unit(builder: &mut StatuteBuilder, unit: &Value) {
         let body = text_of(paragraph.get("항내용"));
         let mut lines = body.lines().map(str::trim).filter(|l| !l.is_empty());
         if let Some(first) = lines.next() {
-            let label = text_of(paragraph.get("항번호"));
-            let label = label.trim().chars().next();
-            match label.filter(|l| !first.starts_with(*l)) {
+            let number = text_of(paragraph.get("항번호"));
+            let label = number
+                .trim()
+                .chars()
+                .next()
+                .filter(|c| circled_number(*c).is_some());
+            match label {
                 // Some exports put the circled number only in 항번호.
-                Some(l) if super::statute::circled_number(l).is_some() => {
-                    builder.paragraph(l, first)
-                }
+                Some(l) if !first.starts_with(l) => builder.paragraph(l, &format!("{l} {first}")),
                 _ => content_line(builder, 0, first),
             }
         }
