@@ -2,7 +2,7 @@
 //! size, each an exact byte range of the document text with its locator and a title.
 //!
 //! Segments are kept whole when they fit; tiny neighbours under the same article,
-//! heading, page or record are merged; long ones are split at the most natural boundary
+//! heading or page are merged, and the sections of one record packed; long ones are split at the most natural boundary
 //! inside the size limit: blank line, line break before an item or after a sentence,
 //! sentence end, any line break, whitespace, and only then anywhere between characters.
 
@@ -16,7 +16,8 @@ pub struct ChunkOptions {
     /// No passage is longer than this (values below 1 count as 1).
     pub max_chars: usize,
     /// Adjacent segments with the same locator (ignoring the 항) are merged while the
-    /// passage is shorter than this and the merge stays within `max_chars`.
+    /// passage is shorter than this and the merge stays within `max_chars`. Sections of
+    /// one record (safety letter) are always packed up to `max_chars`.
     pub min_chars: usize,
 }
 
@@ -88,7 +89,10 @@ fn merge_small(doc: &Document, min_chars: usize, max_chars: usize) -> Vec<(Range
                     .text
                     .get(merged.clone())
                     .is_some_and(|t| char_len(t) <= max_chars);
-            if group_chars < min_chars && fits && same_place(locator, &segment.locator) {
+            // A record (one safety letter) is a short unit read as a whole: its sections
+            // are packed up to the size limit rather than only while tiny.
+            let small = group_chars < min_chars || locator.record.is_some();
+            if small && fits && same_place(locator, &segment.locator) {
                 *range = merged;
                 if segment.locator.paragraph.is_some() {
                     *last_paragraph = segment.locator.paragraph.clone();
@@ -431,11 +435,31 @@ mod tests {
             chunk_document(&d, ChunkOptions::default())[0].title,
             "문서 > 보관"
         );
-        let d = doc(DocKind::SafetyLetter, text, vec![(0..text.len(), record)]);
-        assert_eq!(
-            chunk_document(&d, ChunkOptions::default())[0].title,
-            "서한 제목"
+        let text = "서한 제목\n\n요약:\n요약문\n\n내용:\n본문이 이어진다.";
+        let sections = [0..13, 15..32, 34..text.len()]
+            .map(|r| (r, record.clone()))
+            .to_vec();
+        let d = doc(DocKind::SafetyLetter, text, sections);
+        let passages = chunk_document(
+            &d,
+            ChunkOptions {
+                max_chars: 800,
+                min_chars: 0,
+            },
         );
+        assert_eq!(passages.len(), 1, "a short letter is one passage");
+        assert_eq!(
+            (passages[0].title.as_str(), passages[0].text.as_str()),
+            ("서한 제목", text)
+        );
+        let passages = chunk_document(
+            &d,
+            ChunkOptions {
+                max_chars: 16,
+                min_chars: 0,
+            },
+        );
+        assert_eq!(passages.len(), 2);
         let d = doc(
             DocKind::Pdf,
             text,

@@ -245,16 +245,22 @@ pub(crate) fn supplement_lines<'a>(
         }
         if is_supplement_label(line) {
             builder.supplement(line);
-        } else if let Some((number, Some(title), rest)) =
-            split_article_heading(line).filter(|(_, title, _)| title.is_some())
+        } else if let Some((number, title, rest)) = split_article_heading(line)
+            .filter(|(_, title, rest)| title.is_some() || is_elided(rest))
         {
-            builder.article(number, Some(title));
+            builder.article(number, title);
             content_line(builder, 0, rest);
         } else {
             let indent = raw.len() - raw.trim_start().len();
             content_line(builder, indent.div_ceil(2), line);
         }
     }
+}
+
+/// `생략` / `삭제 <..>`: the whole text of an untitled 부칙 article (`제8조 생략`). Other
+/// untitled `제N조 ...` lines in 부칙 quote amended provisions and stay running text.
+fn is_elided(rest: &str) -> bool {
+    rest == "생략" || rest.starts_with("삭제")
 }
 
 /// A content line that may open a 항: a circled number at the start (`① 본문`, and in
@@ -276,6 +282,7 @@ pub(crate) fn paragraph_label(line: &str) -> Option<char> {
     const CONNECTIVES: &[&str] = &[
         "부터", "내지", "까지", "및", "의 ", "ㆍ", "·", ",", "~", "∼",
     ];
+    let rest = rest.trim_start();
     (!CONNECTIVES.iter().any(|c| rest.starts_with(c))).then_some(label)
 }
 
@@ -464,18 +471,21 @@ mod tests {
         b.line(1, "1. 가");
         content_line(&mut b, 0, "② 둘째 항.");
         content_line(&mut b, 0, "③부터 ⑤까지 생략");
+        content_line(&mut b, 0, "⑥ 부터 ⑧ 까지 생략");
         supplement_lines(
             &mut b,
             [
                 "부칙 <제1호,2024.1.1>",
                 "",
                 "이 법은 공포한 날부터 시행한다.",
+                "제2조 생략",
+                "제3조 중 \"가\"를 \"나\"로 한다.",
             ],
         );
         let doc = b.finish("test").unwrap();
         assert_eq!(
             doc.text,
-            "시험법\n\n제1장 총칙\n\n제1조(목적)\n이 법은 목적을 정한다.\n\n제2조(정의)\n① 정의는 다음과 같다.\n  1. 가\n② 둘째 항.\n③부터 ⑤까지 생략\n\n부칙 <제1호,2024.1.1>\n이 법은 공포한 날부터 시행한다.\n"
+            "시험법\n\n제1장 총칙\n\n제1조(목적)\n이 법은 목적을 정한다.\n\n제2조(정의)\n① 정의는 다음과 같다.\n  1. 가\n② 둘째 항.\n③부터 ⑤까지 생략\n⑥ 부터 ⑧ 까지 생략\n\n부칙 <제1호,2024.1.1>\n이 법은 공포한 날부터 시행한다.\n\n제2조\n생략\n제3조 중 \"가\"를 \"나\"로 한다.\n"
         );
         let parts: Vec<(&str, String)> = doc
             .segments
@@ -490,10 +500,17 @@ mod tests {
                     "제2조(정의)\n① 정의는 다음과 같다.\n  1. 가",
                     "제2조 제1항".to_owned()
                 ),
-                ("② 둘째 항.\n③부터 ⑤까지 생략", "제2조 제2항".to_owned()),
+                (
+                    "② 둘째 항.\n③부터 ⑤까지 생략\n⑥ 부터 ⑧ 까지 생략",
+                    "제2조 제2항".to_owned()
+                ),
                 (
                     "이 법은 공포한 날부터 시행한다.",
                     "부칙 <제1호,2024.1.1>".to_owned()
+                ),
+                (
+                    "제2조\n생략\n제3조 중 \"가\"를 \"나\"로 한다.",
+                    "부칙 제2조".to_owned()
                 ),
             ]
         );
