@@ -7,8 +7,8 @@
 use super::blocks::file_stem;
 use super::front_matter::{parse_front_matter, split_front_matter, FrontMatter};
 use super::statute::{
-    content_line, is_supplement_label, iso_date, split_article_heading, supplement_lines,
-    StatuteBuilder, StatuteInfo,
+    circled_number, content_line, is_supplement_label, iso_date, split_article_heading,
+    supplement_lines, StatuteBuilder, StatuteInfo,
 };
 use super::textfile::{decode_text, has_extension, unescape_entities};
 use super::{markdown, DocumentParser};
@@ -123,9 +123,13 @@ fn feed_body(builder: &mut StatuteBuilder, body: &str) {
         } else if in_supplement {
             supplement_lines(builder, [line.as_ref()]);
         } else {
+            // In the article body only the bold `**①**` mark opens a 항; a plain circled
+            // number there belongs to the text of an item.
             let content = line.trim_start();
-            let depth = (line.len() - content.len()).div_ceil(2);
-            content_line(builder, depth, &strip_paragraph_bold(content));
+            match paragraph_line(content) {
+                Some((label, line)) => builder.paragraph(label, &line),
+                None => builder.line((line.len() - content.len()).div_ceil(2), content),
+            }
         }
     }
 }
@@ -140,17 +144,16 @@ fn atx_heading(line: &str) -> Option<(usize, &str)> {
     (rest.is_empty() || rest.starts_with(' ')).then_some((level, rest))
 }
 
-/// `**①** 본문` → `① 본문`: the bold marks only decorate the 항 label.
-fn strip_paragraph_bold(line: &str) -> Cow<'_, str> {
-    if let Some(rest) = line.strip_prefix("**") {
-        if let Some(end) = rest.find("**") {
-            let label = &rest[..end];
-            if label.chars().count() == 1 {
-                return Cow::Owned(format!("{label}{}", &rest[end + 2..]));
-            }
-        }
+/// `**①** 본문` → (`①`, `① 본문`): the bold marks only decorate the 항 label.
+fn paragraph_line(line: &str) -> Option<(char, String)> {
+    let rest = line.strip_prefix("**")?;
+    let end = rest.find("**")?;
+    let mut label = rest[..end].chars();
+    let c = label.next().filter(|c| circled_number(*c).is_some())?;
+    if label.next().is_some() {
+        return None;
     }
-    Cow::Borrowed(line)
+    Some((c, format!("{c}{}", &rest[end + 2..])))
 }
 
 /// Removes Markdown backslash escapes (`1\.` → `1.`); a backslash before anything but
@@ -235,10 +238,12 @@ mod tests {
     #[test]
     fn unescapes() {
         assert_eq!(unescape_markdown(r"1\. 가\* \a"), r"1. 가* \a");
-        assert_eq!(strip_paragraph_bold("**①** 본문"), "① 본문");
         assert_eq!(
-            strip_paragraph_bold("**굵게 쓴 말** 본문"),
-            "**굵게 쓴 말** 본문"
+            paragraph_line("**①** 본문"),
+            Some(('①', "① 본문".to_owned()))
         );
+        assert_eq!(paragraph_line("**굵게 쓴 말** 본문"), None);
+        assert_eq!(paragraph_line("**가** 본문"), None);
+        assert_eq!(paragraph_line("① 본문"), None);
     }
 }
