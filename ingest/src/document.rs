@@ -54,13 +54,26 @@ pub struct Locator {
 }
 
 impl Locator {
-    /// The short form users see: "제44조 제1항", "p. 3", or a heading.
+    /// The short form users see: "제44조 제1항", "부칙 제1조", "p. 3", or a heading.
     pub fn display(&self) -> String {
+        let supplement = self
+            .chapter
+            .as_deref()
+            .is_some_and(|c| c.starts_with("부칙"));
         if let Some(article) = &self.article {
+            let article = if supplement {
+                format!("부칙 {article}")
+            } else {
+                article.clone()
+            };
             return match &self.paragraph {
                 Some(p) => format!("{article} {p}"),
-                None => article.clone(),
+                None => article,
             };
+        }
+        if supplement {
+            // 부칙 text outside any article ("이 법은 공포한 날부터 시행한다.").
+            return self.chapter.clone().unwrap_or_default();
         }
         if let Some(page) = self.page {
             return format!("p. {page}");

@@ -3,10 +3,20 @@
 use crate::{Document, IngestError};
 use std::path::Path;
 
+mod blocks;
+mod front_matter;
 mod hancom;
+pub mod html;
 mod hwp;
 mod hwpx;
+pub mod markdown;
+pub mod mfds_json;
 pub mod pdf;
+mod statute;
+pub mod statute_law;
+pub mod statute_md;
+pub mod text;
+mod textfile;
 
 pub use hwp::HwpParser;
 pub use hwpx::HwpxParser;
@@ -22,7 +32,18 @@ pub trait DocumentParser: Sync {
     fn parse(&self, file_name: &str, bytes: &[u8]) -> Result<Vec<Document>, IngestError>;
 }
 
-static PARSERS: &[&dyn DocumentParser] = &[&pdf::PdfParser, &HwpxParser, &HwpParser];
+static PARSERS: &[&dyn DocumentParser] = &[
+    // Statute Markdown before generic Markdown, statute JSON before other JSON.
+    &pdf::PdfParser,
+    &HwpxParser,
+    &HwpParser,
+    &statute_md::StatuteMarkdownParser,
+    &markdown::MarkdownParser,
+    &statute_law::StatuteLawParser,
+    &mfds_json::MfdsJsonParser,
+    &html::HtmlParser,
+    &text::TextParser,
+];
 
 /// The parser for a file, if any format accepts it.
 pub fn parser_for(path: &Path, bytes: &[u8]) -> Option<&'static dyn DocumentParser> {
