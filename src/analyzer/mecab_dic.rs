@@ -472,3 +472,130 @@ impl<'a> CharTable<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A compiled dictionary holding the single key "a" with one token, laid out by hand:
+    /// root (unit 0) has base 1, "a" moves to unit 1 + 'a' + 1 = 99 (base 200), whose
+    /// terminal unit 200 stores token range 0..1 as -(0 << 8 | 1) - 1.
+    fn tiny_dic() -> Vec<u8> {
+        let mut units = vec![(0i32, 0u32); 201];
+        units[0] = (1, 0);
+        units[99] = (200, 1);
+        units[200] = (-2, 200);
+        let feature = b"NNG,*,F,a,*,*,*,*\0";
+        let mut body = Vec::new();
+        body.extend(b"UTF-8");
+        body.resize(32, 0);
+        for (base, check) in &units {
+            body.extend(base.to_le_bytes());
+            body.extend(check.to_le_bytes());
+        }
+        for field in [5u16, 7, 0, (-300i16) as u16] {
+            body.extend(field.to_le_bytes());
+        }
+        body.extend(0u32.to_le_bytes()); // feature offset
+        body.extend(0u32.to_le_bytes()); // compound
+        body.extend(feature);
+        let size = (40 + body.len()) as u32;
+        let (dsize, tsize, fsize) = (units.len() * 8, TOKEN_LEN, feature.len());
+        let header = [
+            size ^ DIC_MAGIC,
+            102,
+            0,
+            1,
+            10,
+            10,
+            dsize as u32,
+            tsize as u32,
+            fsize as u32,
+            0,
+        ];
+        let mut bytes: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
+        bytes.extend(body);
+        bytes
+    }
+
+    fn set_unit(bytes: &mut [u8], index: usize, base: i32, check: u32) {
+        let at = DIC_HEADER_LEN + index * TRIE_UNIT_LEN;
+        bytes[at..at + 4].copy_from_slice(&base.to_le_bytes());
+        bytes[at + 4..at + 8].copy_from_slice(&check.to_le_bytes());
+    }
+
+    fn entries_of(bytes: &[u8]) -> Result<String> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io(Path::new("tempdir"), e))?;
+        let dic = CompiledDic::parse(bytes, "sys.dic")?;
+        let path = dir.path().join("lexicon.csv");
+        write_entries(&dic, &path, |_| Ok(()))?;
+        fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
+    }
+
+    #[test]
+    fn a_tiny_dictionary_reads_back_as_csv() {
+        let csv = entries_of(&tiny_dic()).expect("valid dictionary");
+        assert_eq!(csv, "a,5,7,-300,NNG,*,F,a,*,*,*,*\n");
+    }
+
+    #[test]
+    fn csv_fields_with_commas_are_quoted() {
+        let mut out = Vec::new();
+        write_csv_field(&mut out, ",").expect("write");
+        write_csv_field(&mut out, "a\"b").expect("write");
+        assert_eq!(String::from_utf8_lossy(&out), "\",\"\"a\"\"b\"");
+    }
+
+    #[test]
+    fn corrupt_dictionaries_are_setup_errors() {
+        let good = tiny_dic();
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("truncated", good[..good.len() - 1].to_vec()),
+            ("garbage", vec![0xAB; 4096]),
+        ];
+        let mut cycle = good.clone();
+        set_unit(&mut cycle, 99, 1, 1); // "a" leads back to a node like the root
+        cases.push(("cycle", cycle));
+        let mut dangling = good.clone();
+        set_unit(&mut dangling, 200, -(2 << 8) - 1, 200); // token range 2..2 of 1
+        cases.push(("dangling", dangling));
+        let mut orphan = good.clone();
+        set_unit(&mut orphan, 200, 0, 0); // the token is reachable from no key
+        cases.push(("orphan", orphan));
+        let mut bad_id = good.clone();
+        let token_at = DIC_HEADER_LEN + 201 * TRIE_UNIT_LEN;
+        bad_id[token_at..token_at + 2].copy_from_slice(&99u16.to_le_bytes());
+        cases.push(("context id", bad_id));
+        for (what, bytes) in cases {
+            assert!(matches!(entries_of(&bytes), Err(Error::Setup(_))), "{what}");
+        }
+    }
+
+    #[test]
+    fn corrupt_matrix_and_char_tables_are_setup_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("matrix.def");
+        let mut matrix = vec![2, 0, 2, 0];
+        matrix.extend([0u8; 7]);
+        assert!(matches!(write_matrix(&matrix, &out), Err(Error::Setup(_))));
+        matrix.push(0);
+        assert_eq!(write_matrix(&matrix, &out).expect("2×2 matrix"), (2, 2));
+        assert!(fs::read_to_string(&out)
+            .expect("written")
+            .starts_with("2 2\n0 0 0\n1 0 0\n"));
+
+        let mut chars = 1u32.to_le_bytes().to_vec();
+        chars.extend(b"DEFAULT");
+        chars.resize(4 + CATEGORY_NAME_LEN, 0);
+        chars.extend(1u32.to_le_bytes().repeat(CHAR_INFO_COUNT));
+        assert!(CharTable::parse(&chars).is_ok());
+        let last = chars.len() - 4;
+        chars[last..].copy_from_slice(&(1u32 << 18 | 1).to_le_bytes()); // default category 1 of 1
+        assert!(matches!(CharTable::parse(&chars), Err(Error::Setup(_))));
+        assert!(matches!(
+            CharTable::parse(&chars[..100]),
+            Err(Error::Setup(_))
+        ));
+    }
+}

@@ -8,7 +8,9 @@
 //! - dropped: particles (J*) and endings (E*), which only mark grammar; the copula (VCP, VCN),
 //!   auxiliary verbs (VX), affixes (XP*, XS*: the 하 of 판매하다, 들, 제), bound nouns (NNB:
 //!   것, 수, 등), pronouns and determiners (NP, MM), conjunctive adverbs and interjections
-//!   (MAJ, IC), and punctuation (SF, SE, SS*, SC, SY);
+//!   (MAJ, IC), and punctuation (SF, SE, SS*, SC, SY); also the lemmas 수, 하, 되, 있, which
+//!   carry no meaning in 할 수 있다 / 하여야 한다 and which lindera, unlike mecab-ko, reads as
+//!   content words after a space;
 //! - compounds (mecab-ko-dic's `Compound` entries and the nouns of our user dictionary) are
 //!   indexed whole and as their parts of two or more syllables, at the same and following
 //!   positions, so 건강기능식품 is found by "기능식품" and 의약품 by "약품";
@@ -25,6 +27,9 @@ use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 const INDEXED_TAGS: [&str; 12] = [
     "NNG", "NNP", "NNBC", "NR", "VV", "VA", "XR", "MAG", "SL", "SH", "SN", "UNKNOWN",
 ];
+/// Lemmas too frequent to mean anything (할 수 있다, 하여야 한다, 되다) and which lindera reads as
+/// content words after a space where mecab-ko reads them as bound noun or auxiliary verb.
+const STOP_LEMMAS: [&str; 4] = ["수", "하", "되", "있"];
 /// Units of a statute citation: 조 (article), 항 (paragraph), 호 (item).
 const CITATION_UNITS: [char; 3] = ['조', '항', '호'];
 /// Compound parts shorter than this are too ambiguous to index on their own (의약품 = 의+약품).
@@ -164,7 +169,7 @@ fn token(nfc: &NfcText<'_>, term: Term, position: usize, position_length: usize)
 
 /// What a morpheme contributes to the index, if anything.
 fn morpheme_unit(m: &Morpheme) -> Option<Unit> {
-    if !INDEXED_TAGS.contains(&m.first_tag()) {
+    if !INDEXED_TAGS.contains(&m.first_tag()) || STOP_LEMMAS.contains(&m.surface.as_str()) {
         return None;
     }
     let parts = m.parts();
@@ -175,10 +180,16 @@ fn morpheme_unit(m: &Morpheme) -> Option<Unit> {
     let unit = match m.kind.as_str() {
         // An inflected form indexes as the dictionary form of its first morpheme
         // (지난 = 지나/VV + ㄴ/ETM → 지나); its offsets are those of the whole form.
-        "Inflect" | "Preanalysis" => Unit {
-            whole: whole(parts.first()?.0),
-            parts: Vec::new(),
-        },
+        "Inflect" | "Preanalysis" => {
+            let lemma = parts.first()?.0;
+            if STOP_LEMMAS.contains(&lemma) {
+                return None;
+            }
+            Unit {
+                whole: whole(lemma),
+                parts: Vec::new(),
+            }
+        }
         "Compound" => Unit {
             whole: whole(&m.surface),
             parts: compound_parts(m, &parts),
@@ -313,5 +324,146 @@ fn leading_je(text: &str, start: usize, previous_end: Option<usize>) -> usize {
         je_start
     } else {
         start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::dictionary;
+    use super::*;
+    use unicode_normalization::UnicodeNormalization;
+
+    fn tokens(text: &str) -> Vec<Token> {
+        let mut tokenizer = KoreanTokenizer::new(dictionary().clone());
+        let mut stream = tokenizer.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(token) = stream.next() {
+            out.push(token.clone());
+        }
+        out
+    }
+
+    fn terms(text: &str) -> Vec<String> {
+        tokens(text).into_iter().map(|t| t.text).collect()
+    }
+
+    #[test]
+    fn keeps_content_morphemes_in_dictionary_form() {
+        assert_eq!(
+            terms("건강진단 유효기간이 끝나가는데, 언제까지 다시 받아야 하나요?"),
+            [
+                "건강진단",
+                "건강",
+                "진단",
+                "유효",
+                "기간",
+                "끝",
+                "나가",
+                "다시",
+                "받"
+            ]
+        );
+        assert_eq!(
+            terms("식품의약품안전처장은 위해식품의 판매를 금지할 수 있다."),
+            ["식품의약품안전처", "장", "위해식품", "판매", "금지"]
+        );
+        assert_eq!(
+            terms("HACCP 인증을 받은 업체"),
+            ["haccp", "인증", "받", "업체"]
+        );
+    }
+
+    #[test]
+    fn citations_index_the_same_however_they_are_typed() {
+        for typed in [
+            "44조",
+            "제44조",
+            "제 44조",
+            "식품위생법 44조",
+            "법 제44조에 따라",
+        ] {
+            assert!(terms(typed).contains(&"44조".to_string()), "{typed}");
+        }
+        assert_eq!(terms("제21조제8호"), ["21조", "8호"]);
+        assert_eq!(terms("제44조의2제1항"), ["44조의2", "1항"]);
+        assert_eq!(
+            terms("1,000만원 이하, 3.5%"),
+            ["1000", "만", "원", "이하", "3.5"]
+        );
+    }
+
+    #[test]
+    fn compounds_are_indexed_whole_and_in_parts() {
+        let found: Vec<(String, usize)> = tokens("건강기능식품 판매")
+            .into_iter()
+            .map(|t| (t.text, t.position))
+            .collect();
+        let expected = [
+            ("건강기능식품", 0),
+            ("건강", 0),
+            ("기능", 1),
+            ("식품", 2),
+            ("판매", 3),
+        ];
+        assert_eq!(found, expected.map(|(t, p)| (t.to_string(), p)));
+        let query = terms("기능식품");
+        assert!(query.contains(&"기능".to_string()) && query.contains(&"식품".to_string()));
+        assert!(terms("의약품").contains(&"약품".to_string()));
+    }
+
+    #[test]
+    fn domain_terms_stay_whole() {
+        assert_eq!(terms("식품의약품안전처"), ["식품의약품안전처"]);
+        assert_eq!(terms("식약처"), ["식약처"]);
+    }
+
+    fn questions() -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/qa/dev.jsonl");
+        let text = std::fs::read_to_string(&path).expect("shared/qa/dev.jsonl");
+        text.lines()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).expect("json line");
+                value["question"].as_str().expect("question").to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn offsets_point_into_the_original_text() {
+        for question in questions() {
+            let inflected: Vec<Range<usize>> = dictionary()
+                .segment(&question)
+                .expect("segmentation")
+                .into_iter()
+                .filter(|m| m.kind == "Inflect" || m.kind == "Preanalysis")
+                .map(|m| m.range)
+                .collect();
+            let mut last_position = 0;
+            for t in tokens(&question) {
+                let slice = question[t.offset_from..t.offset_to].to_lowercase();
+                let lemma = inflected.contains(&(t.offset_from..t.offset_to));
+                assert!(
+                    slice == t.text || slice.replace(',', "") == t.text || lemma,
+                    "{question}: {slice} → {}",
+                    t.text
+                );
+                assert!(t.position >= last_position, "{question}: positions go back");
+                last_position = t.position;
+            }
+        }
+    }
+
+    #[test]
+    fn decomposed_hangul_analyses_like_composed() {
+        for question in questions() {
+            let decomposed: String = question.nfd().collect();
+            let (composed, spelled) = (tokens(&question), tokens(&decomposed));
+            assert_eq!(composed.len(), spelled.len(), "{question}");
+            for (c, d) in composed.iter().zip(&spelled) {
+                assert_eq!((&c.text, c.position), (&d.text, d.position));
+                let original: String = decomposed[d.offset_from..d.offset_to].nfc().collect();
+                assert_eq!(original, question[c.offset_from..c.offset_to]);
+            }
+        }
     }
 }
