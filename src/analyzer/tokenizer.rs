@@ -129,11 +129,11 @@ fn analyze(
         })
         .collect();
     // Morphemes that overlap a number were cut from it (or from a citation's 제/조) by
-    // mecab-ko; the scanner's reading replaces them.
+    // mecab-ko; the scanner's reading replaces them. Numbers are in text order and disjoint,
+    // so the only candidate is the first one ending after the morpheme starts.
     let overlaps_number = |r: &Range<usize>| {
-        numbers
-            .iter()
-            .any(|n| r.start < n.span.end && n.span.start < r.end)
+        let next = numbers.partition_point(|n| n.span.end <= r.start);
+        numbers.get(next).is_some_and(|n| n.span.start < r.end)
     };
     for morpheme in dictionary.segment(text)? {
         if !overlaps_number(&morpheme.range) {
