@@ -3,6 +3,7 @@
 //! This crate holds everything above the pure parsers of `anjeon-ingest`: configuration,
 //! set-up of default assets, the indexes (tantivy + Qdrant), hybrid search and the CLI.
 
+pub mod analyzer;
 pub mod assets;
 pub mod cli;
 pub mod config;
