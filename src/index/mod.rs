@@ -3,7 +3,7 @@
 
 pub mod lexical;
 
-use crate::analyzer::KoreanAnalyzer;
+use crate::analyzer::KoreanDictionary;
 use crate::config::{Config, SearchMode};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
@@ -103,9 +103,9 @@ impl Index {
     pub fn open(config: &Config) -> Result<Index> {
         let data = &config.data_dir;
         std::fs::create_dir_all(data).map_err(|e| Error::io(data, e))?;
-        let analyzer = KoreanAnalyzer::load(&config.cache_dir)?;
+        let dictionary = KoreanDictionary::open(&config.cache_dir)?;
         let lexical = LexicalIndex::open(&data.join("tantivy"), config.index.lexical, |idx| {
-            analyzer.register(idx)
+            crate::analyzer::register(idx, &dictionary)
         })?;
         let vectors = crate::vector::open(config)?;
         let manifest = Manifest::load(&data.join("manifest.json"))?;
@@ -231,12 +231,17 @@ impl Index {
         let docs = anjeon_ingest::parse_file(&file.path, &bytes)?;
         let opts = ChunkOptions {
             max_chars: self.config.index.chunk_max_chars,
+            ..ChunkOptions::default()
         };
         let mut passages = Vec::new();
+        let mut inputs = Vec::new();
         for doc in &docs {
             entry.titles.push(doc.title.clone());
             for p in chunk_document(doc, opts) {
                 let id = passage_id(&file.key, &entry.hash, passages.len());
+                // The title (law, article) goes into the vector: passage bodies often leave
+                // it implicit.
+                inputs.push(p.contextual_text());
                 passages.push(stored_passage(id, &file.key, doc, access, p));
             }
         }
@@ -244,7 +249,6 @@ impl Index {
             return Err(anjeon_ingest::IngestError::NoText(file.key.clone()).into());
         }
         entry.passages = passages.iter().map(|p| p.id).collect();
-        let inputs: Vec<String> = passages.iter().map(embedding_input).collect();
         let vectors = self.embed_passages(&inputs)?;
         Ok(Some(PreparedFile {
             key: file.key.clone(),
@@ -485,16 +489,6 @@ fn stored_passage(
         text: p.text,
         start: p.range.start as u64,
         end: p.range.end as u64,
-    }
-}
-
-/// The text embedded for a passage: its title gives the vector the context (law and
-/// article) that the passage body often leaves implicit.
-fn embedding_input(p: &StoredPassage) -> String {
-    if p.title.is_empty() {
-        p.text.clone()
-    } else {
-        format!("{}\n{}", p.title, p.text)
     }
 }
 
