@@ -52,9 +52,46 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure retrieval quality or search latency (prints figures; see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
     /// Verify that the manifest, tantivy and the vector store agree (after recovering
     /// from an interrupted ingest); exits non-zero when they do not.
     Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// recall@k and MRR of the gold document per ranking mode on a question set.
+    Retrieval {
+        /// Question set in dev.jsonl format.
+        #[arg(long)]
+        qa: PathBuf,
+        /// Folder to ingest first (incrementally) into the data directory.
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search latency p50/p99 per mode on an index grown to at least `--passages`
+    /// passages by replicating the corpus (use an empty --data-dir).
+    Search {
+        #[arg(long)]
+        qa: PathBuf,
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        passages: usize,
+        /// Times each question is asked per mode.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         #[arg(long)]
         json: bool,
     },
@@ -143,6 +180,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
                 query,
                 top_k: top_k.unwrap_or(config.search.top_k),
                 mode: mode.unwrap_or(config.search.mode),
+                lexical: config.search.lexical,
                 filter,
             };
             let hits = index.search(&request)?;
@@ -158,6 +196,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { which } => bench(&config, which),
         Command::Check { json } => {
             let index = Index::open(&config)?;
             let problems = index.check_consistency()?;
@@ -179,6 +218,72 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
+}
+
+fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
+    let index = Index::open(config)?;
+    match which {
+        BenchCommand::Retrieval {
+            qa,
+            corpus,
+            top_k,
+            json,
+        } => {
+            let questions = crate::bench::load_questions(&qa)?;
+            if let Some(corpus) = corpus {
+                index.ingest(&[corpus], Access::Public, &|_| {})?;
+            }
+            let scores = crate::bench::retrieval(&index, &questions, top_k)?;
+            if json {
+                println!("{}", serde_json::json!({ "retrieval": scores }));
+            } else {
+                println!("mode             questions  recall@{top_k}(doc)  recall@{top_k}(quote)  MRR(doc)  mean ms");
+                for s in &scores {
+                    println!(
+                        "{:<16} {:>9}  {:>15.3}  {:>17.3}  {:>8.3}  {:>7.1}",
+                        s.mode, s.questions, s.recall_doc, s.recall_quote, s.mrr_doc, s.mean_ms
+                    );
+                }
+            }
+        }
+        BenchCommand::Search {
+            qa,
+            corpus,
+            passages,
+            rounds,
+            json,
+        } => {
+            let questions = crate::bench::load_questions(&qa)?;
+            let per_copy = index.count_passages(&[corpus.clone()]);
+            let copies = passages.div_ceil(per_copy.max(1)).max(1);
+            // Copies reuse the parsed text and vectors of the first, so only one copy of
+            // the corpus is embedded.
+            index.ingest_copies(&[corpus], Access::Public, copies, &|_| {})?;
+            return report_latency(&index, config, &questions, rounds, json);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_latency(
+    index: &Index,
+    config: &Config,
+    questions: &[crate::bench::Question],
+    rounds: usize,
+    json: bool,
+) -> Result<ExitCode> {
+    let (scores, embed) = crate::bench::search_latency(index, config, questions, rounds)?;
+    if json {
+        println!("{}", serde_json::json!({ "latency": scores, "query_embedding": embed }));
+    } else {
+        for s in scores.iter().chain([&embed]) {
+            println!(
+                "{:<16} passages={} queries={} p50={:.2} ms p99={:.2} ms",
+                s.mode, s.passages, s.queries, s.p50_ms, s.p99_ms
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging() {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Which lexical fields BM25 searches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum LexicalFields {
     /// Morphemes from mecab-ko-dic only.
@@ -44,7 +44,6 @@ pub struct Config {
 pub struct IndexConfig {
     /// Longest passage, in characters, before the chunker splits it.
     pub chunk_max_chars: usize,
-    pub lexical: LexicalFields,
     /// Files per crash-safe batch (one tantivy commit and one vector flush per batch).
     pub batch_files: usize,
     /// Largest file accepted, in bytes.
@@ -56,6 +55,8 @@ pub struct IndexConfig {
 pub struct SearchConfig {
     pub top_k: usize,
     pub mode: SearchMode,
+    /// Which fields BM25 searches (both are always indexed).
+    pub lexical: LexicalFields,
     /// Candidates taken from each side before fusion.
     pub candidates: usize,
     /// The k of reciprocal-rank fusion: score = Σ 1 / (rrf_k + rank).
@@ -99,7 +100,6 @@ impl Default for IndexConfig {
     fn default() -> Self {
         IndexConfig {
             chunk_max_chars: 800,
-            lexical: LexicalFields::Both,
             batch_files: 32,
             max_file_bytes: 64 * 1024 * 1024,
         }
@@ -111,6 +111,7 @@ impl Default for SearchConfig {
         SearchConfig {
             top_k: 10,
             mode: SearchMode::Hybrid,
+            lexical: LexicalFields::Both,
             candidates: 100,
             rrf_k: 60.0,
         }

@@ -5,6 +5,7 @@
 
 pub mod analyzer;
 pub mod assets;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod error;

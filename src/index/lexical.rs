@@ -99,7 +99,6 @@ pub struct LexicalIndex {
     reader: IndexReader,
     writer: std::sync::Mutex<IndexWriter<TantivyDocument>>,
     fields: Fields,
-    lexical: LexicalFields,
 }
 
 fn tv(e: tantivy::TantivyError) -> Error {
@@ -108,11 +107,7 @@ fn tv(e: tantivy::TantivyError) -> Error {
 
 impl LexicalIndex {
     /// Opens or creates the index in `dir`; `register` installs the Korean tokenizers.
-    pub fn open(
-        dir: &Path,
-        lexical: LexicalFields,
-        register: impl FnOnce(&Index),
-    ) -> Result<LexicalIndex> {
+    pub fn open(dir: &Path, register: impl FnOnce(&Index)) -> Result<LexicalIndex> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)
@@ -131,7 +126,6 @@ impl LexicalIndex {
             reader,
             writer: std::sync::Mutex::new(writer),
             fields,
-            lexical,
         })
     }
 
@@ -227,13 +221,13 @@ impl LexicalIndex {
     }
 
     /// The BM25 part: every analysed term of the question, over the configured fields.
-    fn text_query(&self, question: &str) -> Result<Box<dyn Query>> {
+    fn text_query(&self, question: &str, lexical: LexicalFields) -> Result<Box<dyn Query>> {
         let f = &self.fields;
         let mut fields: Vec<(Field, f32)> = Vec::new();
-        if matches!(self.lexical, LexicalFields::Morph | LexicalFields::Both) {
+        if matches!(lexical, LexicalFields::Morph | LexicalFields::Both) {
             fields.extend([(f.text, 1.0), (f.title, 0.5)]);
         }
-        if matches!(self.lexical, LexicalFields::Bigram | LexicalFields::Both) {
+        if matches!(lexical, LexicalFields::Bigram | LexicalFields::Both) {
             fields.extend([(f.text_bigram, 1.0), (f.title_bigram, 0.5)]);
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -256,9 +250,15 @@ impl LexicalIndex {
     }
 
     /// Top `k` passages by BM25 among those the filter allows.
-    pub fn search(&self, question: &str, k: usize, filter: &SearchFilter) -> Result<Vec<LexicalHit>> {
+    pub fn search(
+        &self,
+        question: &str,
+        lexical: LexicalFields,
+        k: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<LexicalHit>> {
         let query = BooleanQuery::new(vec![
-            (Occur::Must, self.text_query(question)?),
+            (Occur::Must, self.text_query(question, lexical)?),
             (Occur::Must, self.filter_query(filter)),
         ]);
         let searcher = self.reader.searcher();
@@ -327,7 +327,7 @@ impl LexicalIndex {
         let searcher = self.reader.searcher();
         let mut generator = SnippetGenerator::create(
             &searcher,
-            self.text_query(question)?.as_ref(),
+            self.text_query(question, LexicalFields::Morph)?.as_ref(),
             self.fields.text,
         )
         .map_err(tv)?;

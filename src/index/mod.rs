@@ -4,12 +4,12 @@
 pub mod lexical;
 
 use crate::analyzer::KoreanDictionary;
-use crate::config::{Config, SearchMode};
+use crate::config::{Config, LexicalFields, SearchMode};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::filter::{Access, PointPayload, SearchFilter};
 use crate::manifest::{Entry, EntryState, Manifest};
-use crate::vector::{VectorPoint, VectorStore};
+use crate::vector::{VectorConfig, VectorPoint, VectorStore};
 use anjeon_ingest::{chunk_document, ChunkOptions, Document};
 use lexical::{LexicalIndex, StoredPassage};
 use serde::Serialize;
@@ -72,6 +72,8 @@ pub struct SearchRequest {
     pub query: String,
     pub top_k: usize,
     pub mode: SearchMode,
+    /// Which BM25 fields to use (normally `index.lexical` of the configuration).
+    pub lexical: LexicalFields,
     pub filter: SearchFilter,
 }
 
@@ -104,10 +106,10 @@ impl Index {
         let data = &config.data_dir;
         std::fs::create_dir_all(data).map_err(|e| Error::io(data, e))?;
         let dictionary = KoreanDictionary::open(&config.cache_dir)?;
-        let lexical = LexicalIndex::open(&data.join("tantivy"), config.index.lexical, |idx| {
+        let lexical = LexicalIndex::open(&data.join("tantivy"), |idx| {
             crate::analyzer::register(idx, &dictionary)
         })?;
-        let vectors = crate::vector::open(config)?;
+        let vectors = crate::vector::open(&vector_config(config))?;
         let manifest = Manifest::load(&data.join("manifest.json"))?;
         let index = Index {
             config: config.clone(),
@@ -128,8 +130,7 @@ impl Index {
         if let Some(e) = self.embedder.get() {
             return Ok(e);
         }
-        let dir = crate::embed::ensure_e5_model(&self.config.cache_dir)?;
-        let loaded = Embedder::load(&dir)?;
+        let loaded = Embedder::from_cache(&self.config.cache_dir)?;
         Ok(self.embedder.get_or_init(|| loaded))
     }
 
@@ -161,6 +162,19 @@ impl Index {
         access: Access,
         progress: &dyn Fn(IngestEvent),
     ) -> Result<IngestReport> {
+        self.ingest_copies(roots, access, 1, progress)
+    }
+
+    /// Like [`ingest`](Self::ingest), but writes every new file `copies` times, the extra
+    /// copies under the keys `copy-<n>/<key>`: scales an index for load benchmarks without
+    /// parsing and embedding the same text again.
+    pub fn ingest_copies(
+        &self,
+        roots: &[PathBuf],
+        access: Access,
+        copies: usize,
+        progress: &dyn Fn(IngestEvent),
+    ) -> Result<IngestReport> {
         let mut report = IngestReport::default();
         let files = collect_sources(roots, &mut report.skipped);
         progress(IngestEvent::Found(files.len()));
@@ -170,7 +184,10 @@ impl Index {
             match self.prepare(file, access) {
                 Ok(Some(prepared)) => {
                     report.files += 1;
-                    report.chunks += prepared.passages.len();
+                    report.chunks += prepared.passages.len() * copies.max(1);
+                    for n in 1..copies {
+                        batch.push(prepared.copy(n));
+                    }
                     batch.push(prepared);
                 }
                 Ok(None) => report.unchanged += 1,
@@ -185,7 +202,28 @@ impl Index {
             }
         }
         self.write_batch(batch)?;
+        if report.files > 0 {
+            self.vectors.optimize()?;
+        }
         Ok(report)
+    }
+
+    /// Passages the files under `roots` would produce (parsing and chunking only).
+    pub fn count_passages(&self, roots: &[PathBuf]) -> usize {
+        collect_sources(roots, &mut Vec::new())
+            .iter()
+            .filter_map(|f| std::fs::read(&f.path).ok().map(|b| (f, b)))
+            .filter_map(|(f, bytes)| anjeon_ingest::parse_file(&f.path, &bytes).ok())
+            .flatten()
+            .map(|doc| chunk_document(&doc, self.chunk_options()).len())
+            .sum()
+    }
+
+    fn chunk_options(&self) -> ChunkOptions {
+        ChunkOptions {
+            max_chars: self.config.index.chunk_max_chars,
+            ..ChunkOptions::default()
+        }
     }
 
     /// Reads, parses, chunks and embeds one file; `None` when it is already indexed.
@@ -229,10 +267,7 @@ impl Index {
             }));
         }
         let docs = anjeon_ingest::parse_file(&file.path, &bytes)?;
-        let opts = ChunkOptions {
-            max_chars: self.config.index.chunk_max_chars,
-            ..ChunkOptions::default()
-        };
+        let opts = self.chunk_options();
         let mut passages = Vec::new();
         let mut inputs = Vec::new();
         for doc in &docs {
@@ -256,6 +291,21 @@ impl Index {
             passages,
             vectors,
         }))
+    }
+
+    /// The query-side embedding of a question.
+    pub fn embed_query(&self, question: &str) -> Result<Vec<f32>> {
+        let mut v = self.embedder()?.embed_queries(&[question])?;
+        v.pop()
+            .ok_or_else(|| Error::Model("the embedder returned no vector".into()))
+    }
+
+    /// Passages in the index, all access levels.
+    pub fn passage_count(&self) -> Result<usize> {
+        self.lexical.count(&SearchFilter {
+            access: vec![Access::Public, Access::Internal],
+            ..Default::default()
+        })
     }
 
     fn embed_passages(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>> {
@@ -334,15 +384,26 @@ impl Index {
 
     /// Ranked passages for a query, restricted by the request's filter in both stores.
     pub fn search(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
+        self.search_with_vector(req, None)
+    }
+
+    /// [`search`](Self::search) with the query's embedding given (when already known).
+    pub fn search_with_vector(&self, req: &SearchRequest, vector: Option<&[f32]>) -> Result<Vec<Hit>> {
         let k = req.top_k.max(1);
         let pool = self.config.search.candidates.max(k);
-        let lexical = || self.lexical.search(&req.query, pool, &req.filter);
+        let lexical = || self.lexical.search(&req.query, req.lexical, pool, &req.filter);
         let dense = || -> Result<Vec<(u64, f32)>> {
-            let q = self.embedder()?.embed_queries(&[req.query.as_str()])?;
-            let v = q.into_iter().next().unwrap_or_default();
+            let embedded;
+            let v = match vector {
+                Some(v) => v,
+                None => {
+                    embedded = self.embed_query(&req.query)?;
+                    &embedded
+                }
+            };
             Ok(self
                 .vectors
-                .search(&v, pool, &req.filter)?
+                .search(v, pool, &req.filter)?
                 .into_iter()
                 .map(|h| (h.id, h.score))
                 .collect())
@@ -436,6 +497,48 @@ impl Index {
             .iter()
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect()
+    }
+}
+
+impl PreparedFile {
+    /// The same passages under the key `copy-<n>/<key>`, with their own ids.
+    fn copy(&self, n: usize) -> PreparedFile {
+        let key = format!("copy-{n}/{}", self.key);
+        let passages: Vec<StoredPassage> = self
+            .passages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| StoredPassage {
+                id: passage_id(&key, &self.entry.hash, i),
+                doc: key.clone(),
+                ..p.clone()
+            })
+            .collect();
+        let mut entry = self.entry.clone();
+        entry.passages = passages.iter().map(|p| p.id).collect();
+        entry.duplicate_of = None;
+        PreparedFile {
+            key,
+            entry,
+            passages,
+            vectors: self.vectors.clone(),
+        }
+    }
+}
+
+/// The embedded engine under the data directory, unless a server URL is configured.
+fn vector_config(config: &Config) -> VectorConfig {
+    let q = &config.qdrant;
+    if q.url.is_empty() {
+        VectorConfig::Embedded {
+            path: config.data_dir.join("qdrant"),
+        }
+    } else {
+        VectorConfig::Server {
+            url: q.url.clone(),
+            api_key: (!q.api_key.is_empty()).then(|| q.api_key.clone()),
+            collection: q.collection.clone(),
+        }
     }
 }
 

@@ -1,0 +1,204 @@
+//! Benchmarks that print figures: retrieval quality on a question set (recall@k, MRR per
+//! ranking mode) and search latency percentiles on an index scaled to a passage count.
+
+use crate::config::{Config, LexicalFields, SearchMode};
+use crate::error::{Error, Result};
+use crate::filter::{Access, SearchFilter};
+use crate::index::{Index, SearchRequest};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// One question of a `dev.jsonl`-style set.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Question {
+    pub id: String,
+    pub question: String,
+    pub answerable: bool,
+    #[serde(default)]
+    pub gold_doc: Option<String>,
+    #[serde(default)]
+    pub gold_quote: Option<String>,
+}
+
+/// Reads a JSON-lines question set.
+pub fn load_questions(path: &Path) -> Result<Vec<Question>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                Error::InvalidInput(format!("{}:{}: {e}", path.display(), i + 1))
+            })
+        })
+        .collect()
+}
+
+/// Retrieval quality of one ranking configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrievalScore {
+    pub mode: String,
+    pub questions: usize,
+    /// Share of questions whose gold document is among the top k hits.
+    pub recall_doc: f64,
+    /// Share of questions whose gold quote lies in one of the top k passages.
+    pub recall_quote: f64,
+    /// Mean reciprocal rank of the first hit from the gold document.
+    pub mrr_doc: f64,
+    /// Mean latency per query, including query embedding for dense and hybrid.
+    pub mean_ms: f64,
+}
+
+/// Whitespace, Markdown escapes and `**` removed, so quotes match parsed text.
+fn squash(s: &str) -> String {
+    s.replace("\\.", ".")
+        .replace("**", "")
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\\')
+        .collect()
+}
+
+/// Scores every ranking configuration on the answerable questions.
+pub fn retrieval(index: &Index, questions: &[Question], k: usize) -> Result<Vec<RetrievalScore>> {
+    let configs = [
+        ("bm25 (morph)", SearchMode::Bm25, LexicalFields::Morph),
+        ("bm25 (bigram)", SearchMode::Bm25, LexicalFields::Bigram),
+        ("bm25 (both)", SearchMode::Bm25, LexicalFields::Both),
+        ("dense", SearchMode::Dense, LexicalFields::Both),
+        ("hybrid (morph)", SearchMode::Hybrid, LexicalFields::Morph),
+        ("hybrid (both)", SearchMode::Hybrid, LexicalFields::Both),
+    ];
+    let answerable: Vec<&Question> = questions
+        .iter()
+        .filter(|q| q.answerable && q.gold_doc.is_some())
+        .collect();
+    let filter = SearchFilter {
+        access: vec![Access::Public, Access::Internal],
+        ..Default::default()
+    };
+    let mut scores = Vec::new();
+    for (name, mode, lexical) in configs {
+        let (mut doc_hits, mut quote_hits, mut rr, mut ms) = (0usize, 0usize, 0f64, 0f64);
+        for q in &answerable {
+            let started = Instant::now();
+            let hits = index.search(&SearchRequest {
+                query: q.question.clone(),
+                top_k: k,
+                mode,
+                lexical,
+                filter: filter.clone(),
+            })?;
+            ms += started.elapsed().as_secs_f64() * 1e3;
+            let gold = q.gold_doc.as_deref().unwrap_or_default();
+            if let Some(rank) = hits.iter().position(|h| h.doc == gold) {
+                doc_hits += 1;
+                rr += 1.0 / (rank as f64 + 1.0);
+            }
+            if let Some(quote) = &q.gold_quote {
+                let quote = squash(quote);
+                if hits.iter().any(|h| h.doc == gold && squash(&h.text).contains(&quote)) {
+                    quote_hits += 1;
+                }
+            }
+        }
+        let n = answerable.len().max(1) as f64;
+        scores.push(RetrievalScore {
+            mode: name.to_string(),
+            questions: answerable.len(),
+            recall_doc: doc_hits as f64 / n,
+            recall_quote: quote_hits as f64 / n,
+            mrr_doc: rr / n,
+            mean_ms: ms / n,
+        });
+    }
+    Ok(scores)
+}
+
+/// Latency percentiles of one mode on the scaled index.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyScore {
+    pub mode: String,
+    pub passages: usize,
+    pub queries: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Search latency at the index's current size, queries embedded beforehand so that the
+/// figures are the search alone; the embedding time is reported separately.
+pub fn search_latency(
+    index: &Index,
+    config: &Config,
+    questions: &[Question],
+    rounds: usize,
+) -> Result<(Vec<LatencyScore>, LatencyScore)> {
+    let filter = SearchFilter {
+        access: vec![Access::Public],
+        ..Default::default()
+    };
+    let passages = index.passage_count()?;
+    let mut embed_times = Vec::new();
+    let mut vectors = Vec::new();
+    for q in questions {
+        let started = Instant::now();
+        vectors.push(index.embed_query(&q.question)?);
+        embed_times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut out = Vec::new();
+    for mode in [SearchMode::Bm25, SearchMode::Dense, SearchMode::Hybrid] {
+        let mut times = Vec::new();
+        for _ in 0..rounds.max(1) {
+            for (q, v) in questions.iter().zip(&vectors) {
+                let req = SearchRequest {
+                    query: q.question.clone(),
+                    top_k: config.search.top_k,
+                    mode,
+                    lexical: config.search.lexical,
+                    filter: filter.clone(),
+                };
+                let started = Instant::now();
+                index.search_with_vector(&req, Some(v))?;
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        out.push(percentiles(&format!("{mode:?}").to_lowercase(), passages, times));
+    }
+    let embed = percentiles("query embedding", passages, embed_times);
+    Ok((out, embed))
+}
+
+fn percentiles(mode: &str, passages: usize, mut times: Vec<f64>) -> LatencyScore {
+    times.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        if times.is_empty() {
+            return 0.0;
+        }
+        let i = ((times.len() as f64 - 1.0) * p).round() as usize;
+        times[i.min(times.len() - 1)]
+    };
+    LatencyScore {
+        mode: mode.to_string(),
+        passages,
+        queries: times.len(),
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_ranks() {
+        let s = percentiles("x", 1, (1..=100).map(f64::from).collect());
+        assert_eq!(s.p50_ms, 51.0);
+        assert_eq!(s.p99_ms, 99.0);
+    }
+
+    #[test]
+    fn quotes_match_across_markdown_escapes() {
+        assert!(squash("1\\. 장티푸스\n 2\\. 파라티푸스").contains(&squash("1. 장티푸스 2. 파라티푸스")));
+    }
+}
