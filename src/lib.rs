@@ -6,5 +6,6 @@
 pub mod assets;
 pub mod error;
 pub mod filter;
+pub mod vector;
 
 pub use error::{Error, Result};
