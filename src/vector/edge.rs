@@ -42,6 +42,11 @@ const HNSW_EF_SEARCH: usize = 64;
 /// ACORN (two-hop graph expansion) for filters that admit under 40 % of a segment: keeps
 /// recall up for narrow filters (kind + date + access), which plain filtered HNSW loses.
 const USE_ACORN: bool = true;
+/// Filters that admit fewer vectors than this many KiB (about 20k points of 384 f32) are
+/// answered exactly from the payload index instead of by filtered HNSW: a narrow filter cuts
+/// the graph into pieces and loses recall, while scoring 20k vectors takes about a
+/// millisecond. Qdrant's default (10 000 KiB) left recall@10 at 0.64 for a 13 % filter.
+const FULL_SCAN_THRESHOLD_KB: usize = 30_000;
 /// Segments above this many KiB of vectors get an HNSW index (about 6.6k points of 384 f32).
 /// Below it a full scan is as fast as the graph.
 const INDEXING_THRESHOLD_KB: usize = 10_000;
@@ -169,6 +174,7 @@ fn edge_config() -> EdgeConfig {
     let hnsw = HnswIndexConfig {
         m: HNSW_M,
         ef_construct: HNSW_EF_CONSTRUCT,
+        full_scan_threshold: FULL_SCAN_THRESHOLD_KB,
         ..HnswIndexConfig::default()
     };
     EdgeConfig {
@@ -427,6 +433,8 @@ mod tests {
             store.flush().expect("flush");
         }
         let store = EdgeStore::open(dir.path()).expect("reopen");
+        // The WAL holds an exclusive lock on its directory: a second writer is refused.
+        assert!(EdgeStore::open(dir.path()).is_err(), "opened twice");
         assert_eq!(store.count(&everyone()).expect("count"), 2);
         let hits = store.search(&q, 10, &public()).expect("search");
         assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![1]);
@@ -721,6 +729,13 @@ mod tests {
         let filters = [
             ("public", public()),
             (
+                "public+statute",
+                SearchFilter {
+                    kinds: vec!["statute".into()],
+                    ..public()
+                },
+            ),
+            (
                 "public+statute+date>=2010",
                 SearchFilter {
                     kinds: vec!["statute".into()],
@@ -732,7 +747,7 @@ mod tests {
         let queries: Vec<Vec<f32>> = (0..500u64)
             .map(|q| make(u64::MAX - q, q * 7 % TOPICS))
             .collect();
-        for (ef, acorn) in [(64, false), (64, true), (128, false), (128, true)] {
+        for (ef, acorn) in [(64, false), (128, false), (64, true)] {
             for (name, filter) in &filters {
                 let mut times = Vec::with_capacity(queries.len());
                 let mut found = 0usize;

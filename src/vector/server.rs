@@ -10,10 +10,10 @@ use std::sync::mpsc;
 
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::{
-    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter, PointId, PointStruct, PointsIdsList,
-    QueryPointsBuilder, Range, ScrollPointsBuilder, SearchParamsBuilder, UpsertPointsBuilder,
-    VectorParamsBuilder,
+    vectors_config, CollectionInfo, Condition, CountPointsBuilder, CreateCollectionBuilder,
+    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter, PointId,
+    PointStruct, PointsIdsList, QueryPointsBuilder, Range, ScrollPointsBuilder,
+    SearchParamsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
 };
 use qdrant_client::{Payload, Qdrant};
 use tokio::runtime::Runtime;
@@ -106,7 +106,11 @@ impl ServerStore {
                 .collection_info(&name)
                 .await
                 .map_err(|e| store_error("reading the collection info", e))?;
-            let schema = info.result.map(|i| i.payload_schema).unwrap_or_default();
+            let info = info
+                .result
+                .ok_or_else(|| Error::VectorStore(format!("no info for collection {name}")))?;
+            check_vector_params(&name, &info)?;
+            let schema = info.payload_schema;
             let wanted = keys::KEYWORDS
                 .iter()
                 .map(|k| (*k, FieldType::Keyword))
@@ -146,6 +150,27 @@ impl Drop for ServerStore {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+/// Refuses an existing collection whose unnamed vector is not 384-d cosine: writing into it
+/// would fail point by point, or worse, rank with another metric.
+fn check_vector_params(name: &str, info: &CollectionInfo) -> Result<()> {
+    let params = info
+        .config
+        .as_ref()
+        .and_then(|c| c.params.as_ref())
+        .and_then(|p| p.vectors_config.as_ref())
+        .and_then(|v| v.config.as_ref());
+    match params {
+        Some(vectors_config::Config::Params(p))
+            if p.size == DIM as u64 && p.distance() == Distance::Cosine =>
+        {
+            Ok(())
+        }
+        other => Err(Error::VectorStore(format!(
+            "collection {name} exists with vectors {other:?}; expected one unnamed {DIM}-d cosine vector"
+        ))),
     }
 }
 
