@@ -25,7 +25,7 @@ use crate::filter::{PointPayload, SearchFilter};
 use crate::{Error, Result};
 
 /// Query-time HNSW beam width, the same as the embedded engine's so both rank alike.
-const HNSW_EF_SEARCH: u64 = 64;
+const HNSW_EF_SEARCH: u64 = 128;
 /// Page size when listing the ids of a document.
 const SCROLL_PAGE: u32 = 1_000;
 /// Points per upsert request; keeps each gRPC message well under the 32 MiB default limit.
