@@ -13,5 +13,6 @@ pub mod filter;
 pub mod index;
 pub mod manifest;
 pub mod setup;
+pub mod vector;
 
 pub use error::{Error, Result};

@@ -1,0 +1,455 @@
+//! The behaviour every [`VectorStore`] engine must show, as one suite run against each engine
+//! (embedded always, a server when one is configured), so the two cannot drift apart.
+//!
+//! Each case leaves the store empty, so cases do not see each other's points.
+
+use crate::filter::{Access, PointPayload, SearchFilter};
+use crate::vector::{VectorPoint, VectorStore, DIM};
+use crate::Error;
+
+pub fn run_all(store: &dyn VectorStore) {
+    ranking(store);
+    access_filtering(store);
+    field_filters(store);
+    delete_doc(store);
+    delete_ids(store);
+    reupsert_replaces(store);
+    ids_of_doc_pages(store);
+    invalid_input(store);
+}
+
+/// Unit vector along `a` tilted towards `b` by `t` (0 = pure `a`), normalised.
+pub fn tilted(a: usize, b: usize, t: f32) -> Vec<f32> {
+    let mut v = vec![0.0; DIM];
+    v[a] = 1.0;
+    v[b] += t;
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / norm).collect()
+}
+
+pub fn payload(doc: &str, kind: &str, access: Access) -> PointPayload {
+    PointPayload {
+        doc: doc.into(),
+        kind: kind.into(),
+        law: None,
+        access,
+        date: None,
+    }
+}
+
+pub fn point(id: u64, vector: Vec<f32>, payload: PointPayload) -> VectorPoint {
+    VectorPoint {
+        id,
+        vector,
+        payload,
+    }
+}
+
+pub fn everyone() -> SearchFilter {
+    SearchFilter {
+        access: vec![Access::Public, Access::Internal],
+        ..SearchFilter::default()
+    }
+}
+
+pub fn public() -> SearchFilter {
+    SearchFilter {
+        access: vec![Access::Public],
+        ..SearchFilter::default()
+    }
+}
+
+fn ids(store: &dyn VectorStore, query: &[f32], k: usize, filter: &SearchFilter) -> Vec<u64> {
+    let hits = store.search(query, k, filter).expect("search");
+    assert!(
+        hits.windows(2).all(|w| w[0].score >= w[1].score),
+        "hits not sorted by score: {hits:?}"
+    );
+    hits.iter().map(|h| h.id).collect()
+}
+
+fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+    v.sort_unstable();
+    v
+}
+
+fn assert_empty(store: &dyn VectorStore) {
+    assert_eq!(
+        store.count(&everyone()).expect("count"),
+        0,
+        "store not empty"
+    );
+}
+
+fn ranking(store: &dyn VectorStore) {
+    assert_empty(store);
+    let p = || payload("rank.pdf", "pdf", Access::Public);
+    store
+        .upsert(vec![
+            point(4, tilted(1, 0, 0.0), p()),
+            point(2, tilted(0, 1, 0.5), p()),
+            point(1, tilted(0, 1, 0.0), p()),
+            point(3, tilted(0, 1, 2.0), p()),
+        ])
+        .expect("upsert");
+    let q = tilted(0, 1, 0.0);
+    assert_eq!(ids(store, &q, 10, &everyone()), vec![1, 2, 3, 4]);
+    assert_eq!(ids(store, &q, 2, &everyone()), vec![1, 2]);
+    let hits = store.search(&q, 1, &everyone()).expect("search");
+    assert!(
+        (hits[0].score - 1.0).abs() < 1e-4,
+        "cosine of identical vectors: {hits:?}"
+    );
+    assert!(store.search(&q, 0, &everyone()).expect("k=0").is_empty());
+    store.delete_doc("rank.pdf").expect("cleanup");
+}
+
+fn access_filtering(store: &dyn VectorStore) {
+    assert_empty(store);
+    // Internal points sit closest to the query, so any leak would rank first.
+    let mut points: Vec<_> = (0..5)
+        .map(|i| {
+            point(
+                100 + i,
+                tilted(0, 1, 0.01 * i as f32),
+                payload("secret.pdf", "pdf", Access::Internal),
+            )
+        })
+        .collect();
+    points.extend((0..10).map(|i| {
+        point(
+            200 + i,
+            tilted(0, 1, 1.0 + 0.1 * i as f32),
+            payload("open.pdf", "pdf", Access::Public),
+        )
+    }));
+    store.upsert(points).expect("upsert");
+    let q = tilted(0, 1, 0.0);
+
+    let public_ids = ids(store, &q, 100, &public());
+    assert_eq!(sorted(public_ids), (200..210).collect::<Vec<_>>());
+    assert_eq!(store.count(&public()).expect("count"), 10);
+
+    let internal = SearchFilter {
+        access: vec![Access::Internal],
+        ..SearchFilter::default()
+    };
+    assert_eq!(
+        sorted(ids(store, &q, 100, &internal)),
+        (100..105).collect::<Vec<_>>()
+    );
+    assert_eq!(store.count(&internal).expect("count"), 5);
+    assert_eq!(store.count(&everyone()).expect("count"), 15);
+    assert_eq!(ids(store, &q, 3, &everyone()), vec![100, 101, 102]);
+
+    // A public caller naming an internal document still sees nothing of it.
+    let probing = SearchFilter {
+        doc: Some("secret.pdf".into()),
+        ..public()
+    };
+    assert!(ids(store, &q, 10, &probing).is_empty());
+    assert_eq!(store.count(&probing).expect("count"), 0);
+
+    // No access level at all: fail closed, whatever else the filter says.
+    let nobody = SearchFilter {
+        access: vec![],
+        kinds: vec!["pdf".into()],
+        ..SearchFilter::default()
+    };
+    assert!(ids(store, &q, 10, &nobody).is_empty());
+    assert_eq!(store.count(&nobody).expect("count"), 0);
+    assert_eq!(store.count(&SearchFilter::default()).expect("count"), 0);
+
+    store.delete_doc("secret.pdf").expect("cleanup");
+    store.delete_doc("open.pdf").expect("cleanup");
+}
+
+fn field_filters(store: &dyn VectorStore) {
+    assert_empty(store);
+    let with = |doc: &str, kind: &str, law: Option<&str>, date: Option<i64>| PointPayload {
+        doc: doc.into(),
+        kind: kind.into(),
+        law: law.map(Into::into),
+        access: Access::Public,
+        date,
+    };
+    store
+        .upsert(vec![
+            point(
+                1,
+                tilted(0, 1, 0.1),
+                with("a.xml", "statute", Some("식품위생법"), Some(20200101)),
+            ),
+            point(
+                2,
+                tilted(0, 1, 0.2),
+                with("a.xml", "statute", Some("식품위생법"), Some(20231231)),
+            ),
+            point(
+                3,
+                tilted(0, 1, 0.3),
+                with("b.xml", "statute", Some("약사법"), Some(20240101)),
+            ),
+            point(
+                4,
+                tilted(0, 1, 0.4),
+                with("c.pdf", "pdf", None, Some(20240615)),
+            ),
+            point(
+                5,
+                tilted(0, 1, 0.5),
+                with("d.hwp", "safety_letter", None, None),
+            ),
+        ])
+        .expect("upsert");
+    let q = tilted(0, 1, 0.0);
+    let check = |filter: SearchFilter, expected: &[u64]| {
+        assert_eq!(
+            sorted(ids(store, &q, 10, &filter)),
+            expected,
+            "search {filter:?}"
+        );
+        assert_eq!(
+            store.count(&filter).expect("count"),
+            expected.len() as u64,
+            "count {filter:?}"
+        );
+    };
+
+    check(public(), &[1, 2, 3, 4, 5]);
+    check(
+        SearchFilter {
+            kinds: vec!["statute".into()],
+            ..public()
+        },
+        &[1, 2, 3],
+    );
+    check(
+        SearchFilter {
+            kinds: vec!["pdf".into(), "safety_letter".into()],
+            ..public()
+        },
+        &[4, 5],
+    );
+    check(
+        SearchFilter {
+            kinds: vec!["nothing".into()],
+            ..public()
+        },
+        &[],
+    );
+    check(
+        SearchFilter {
+            law: Some("식품위생법".into()),
+            ..public()
+        },
+        &[1, 2],
+    );
+    check(
+        SearchFilter {
+            law: Some("약사법".into()),
+            ..public()
+        },
+        &[3],
+    );
+    check(
+        SearchFilter {
+            doc: Some("c.pdf".into()),
+            ..public()
+        },
+        &[4],
+    );
+    // Date bounds are inclusive; a point without a date fails any bound.
+    check(
+        SearchFilter {
+            date_from: Some(20231231),
+            ..public()
+        },
+        &[2, 3, 4],
+    );
+    check(
+        SearchFilter {
+            date_to: Some(20231231),
+            ..public()
+        },
+        &[1, 2],
+    );
+    check(
+        SearchFilter {
+            date_from: Some(20210101),
+            date_to: Some(20240101),
+            ..public()
+        },
+        &[2, 3],
+    );
+    check(
+        SearchFilter {
+            kinds: vec!["statute".into()],
+            law: Some("식품위생법".into()),
+            date_from: Some(20230101),
+            ..public()
+        },
+        &[2],
+    );
+
+    for doc in ["a.xml", "b.xml", "c.pdf", "d.hwp"] {
+        store.delete_doc(doc).expect("cleanup");
+    }
+}
+
+fn delete_doc(store: &dyn VectorStore) {
+    assert_empty(store);
+    let mut points: Vec<_> = (0..20)
+        .map(|i| {
+            point(
+                i,
+                tilted(0, 1, i as f32),
+                payload("gone.pdf", "pdf", Access::Public),
+            )
+        })
+        .collect();
+    points.extend((20..25).map(|i| {
+        point(
+            i,
+            tilted(0, 1, i as f32),
+            payload("kept.pdf", "pdf", Access::Public),
+        )
+    }));
+    store.upsert(points).expect("upsert");
+    assert_eq!(
+        sorted(store.ids_of_doc("gone.pdf").expect("ids")),
+        (0..20).collect::<Vec<_>>()
+    );
+
+    store.delete_doc("gone.pdf").expect("delete_doc");
+    assert!(store.ids_of_doc("gone.pdf").expect("ids").is_empty());
+    assert_eq!(store.count(&everyone()).expect("count"), 5);
+    let q = tilted(0, 1, 0.0);
+    assert_eq!(
+        sorted(ids(store, &q, 100, &everyone())),
+        (20..25).collect::<Vec<_>>()
+    );
+    // Deleting an unknown document is not an error.
+    store
+        .delete_doc("never-existed.pdf")
+        .expect("delete unknown");
+
+    store.delete_doc("kept.pdf").expect("cleanup");
+}
+
+fn delete_ids(store: &dyn VectorStore) {
+    assert_empty(store);
+    let points = (0..10)
+        .map(|i| {
+            point(
+                i,
+                tilted(0, 1, i as f32),
+                payload("ids.pdf", "pdf", Access::Public),
+            )
+        })
+        .collect();
+    store.upsert(points).expect("upsert");
+    store.delete_ids(&[0, 3, 9, 12345]).expect("delete_ids");
+    store.delete_ids(&[]).expect("delete nothing");
+    assert_eq!(
+        sorted(store.ids_of_doc("ids.pdf").expect("ids")),
+        vec![1, 2, 4, 5, 6, 7, 8]
+    );
+    assert_eq!(store.count(&everyone()).expect("count"), 7);
+    let q = tilted(0, 1, 0.0);
+    assert_eq!(ids(store, &q, 1, &everyone()), vec![1]);
+    store.delete_doc("ids.pdf").expect("cleanup");
+}
+
+fn reupsert_replaces(store: &dyn VectorStore) {
+    assert_empty(store);
+    let q = tilted(0, 1, 0.0);
+    store
+        .upsert(vec![
+            point(
+                7,
+                tilted(0, 1, 0.0),
+                payload("v1.pdf", "pdf", Access::Public),
+            ),
+            point(
+                8,
+                tilted(0, 1, 1.0),
+                payload("v1.pdf", "pdf", Access::Public),
+            ),
+        ])
+        .expect("upsert");
+    assert_eq!(ids(store, &q, 10, &public()), vec![7, 8]);
+
+    // Same id, new vector (now far from the query) and new payload (now internal).
+    store
+        .upsert(vec![point(
+            7,
+            tilted(1, 0, 0.0),
+            payload("v2.pdf", "pdf", Access::Internal),
+        )])
+        .expect("re-upsert");
+    assert_eq!(store.count(&everyone()).expect("count"), 2);
+    assert_eq!(ids(store, &q, 10, &public()), vec![8]);
+    assert_eq!(ids(store, &q, 10, &everyone()), vec![8, 7]);
+    assert_eq!(store.ids_of_doc("v1.pdf").expect("ids"), vec![8]);
+    assert_eq!(store.ids_of_doc("v2.pdf").expect("ids"), vec![7]);
+
+    store.delete_doc("v1.pdf").expect("cleanup");
+    store.delete_doc("v2.pdf").expect("cleanup");
+}
+
+fn ids_of_doc_pages(store: &dyn VectorStore) {
+    assert_empty(store);
+    // More than one scroll page, split over two calls as the ingest batches them.
+    let n = 2_500u64;
+    let make = |range: std::ops::Range<u64>| {
+        range
+            .map(|i| {
+                point(
+                    i,
+                    tilted(i as usize % DIM, 0, 0.5),
+                    payload("big.xml", "statute", Access::Public),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    store.upsert(make(0..1_200)).expect("upsert");
+    store.upsert(make(1_200..n)).expect("upsert");
+    assert_eq!(
+        sorted(store.ids_of_doc("big.xml").expect("ids")),
+        (0..n).collect::<Vec<_>>()
+    );
+    store.delete_doc("big.xml").expect("cleanup");
+    assert_empty(store);
+}
+
+fn invalid_input(store: &dyn VectorStore) {
+    let short = point(
+        1,
+        vec![1.0; DIM - 1],
+        payload("bad.pdf", "pdf", Access::Public),
+    );
+    assert!(matches!(
+        store.upsert(vec![short]),
+        Err(Error::InvalidInput(_))
+    ));
+    let mut nan = tilted(0, 1, 0.0);
+    nan[5] = f32::NAN;
+    assert!(matches!(
+        store.upsert(vec![point(
+            1,
+            nan.clone(),
+            payload("bad.pdf", "pdf", Access::Public)
+        )]),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        store.search(&nan, 5, &everyone()),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        store.search(&vec![0.0; DIM], 5, &everyone()),
+        Err(Error::InvalidInput(_))
+    ));
+    assert_empty(store);
+}
