@@ -4,6 +4,7 @@
 //! set-up of default assets, the indexes (tantivy + Qdrant), hybrid search and the CLI.
 
 pub mod assets;
+pub mod embed;
 pub mod error;
 pub mod filter;
 
