@@ -8,6 +8,7 @@ pub mod assets;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod filter;
 pub mod index;
