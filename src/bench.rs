@@ -28,9 +28,8 @@ pub fn load_questions(path: &Path) -> Result<Vec<Question>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                Error::InvalidInput(format!("{}:{}: {e}", path.display(), i + 1))
-            })
+            serde_json::from_str(l)
+                .map_err(|e| Error::InvalidInput(format!("{}:{}: {e}", path.display(), i + 1)))
         })
         .collect()
 }
@@ -97,7 +96,10 @@ pub fn retrieval(index: &Index, questions: &[Question], k: usize) -> Result<Vec<
             }
             if let Some(quote) = &q.gold_quote {
                 let quote = squash(quote);
-                if hits.iter().any(|h| h.doc == gold && squash(&h.text).contains(&quote)) {
+                if hits
+                    .iter()
+                    .any(|h| h.doc == gold && squash(&h.text).contains(&quote))
+                {
                     quote_hits += 1;
                 }
             }
@@ -162,7 +164,11 @@ pub fn search_latency(
                 times.push(started.elapsed().as_secs_f64() * 1e3);
             }
         }
-        out.push(percentiles(&format!("{mode:?}").to_lowercase(), passages, times));
+        out.push(percentiles(
+            &format!("{mode:?}").to_lowercase(),
+            passages,
+            times,
+        ));
     }
     let embed = percentiles("query embedding", passages, embed_times);
     Ok((out, embed))
@@ -199,6 +205,7 @@ mod tests {
 
     #[test]
     fn quotes_match_across_markdown_escapes() {
-        assert!(squash("1\\. 장티푸스\n 2\\. 파라티푸스").contains(&squash("1. 장티푸스 2. 파라티푸스")));
+        assert!(squash("1\\. 장티푸스\n 2\\. 파라티푸스")
+            .contains(&squash("1. 장티푸스 2. 파라티푸스")));
     }
 }

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "anjeon", version, about = "식품의약품 안전 질의응답 — Korean food and drug safety Q&A")]
+#[command(
+    name = "anjeon",
+    version,
+    about = "식품의약품 안전 질의응답 — Korean food and drug safety Q&A"
+)]
 pub struct Cli {
     /// Where indexes live (default: `data_dir` of anjeon.toml, else ./data).
     #[arg(long, global = true, env = "ANJEON_DATA_DIR")]
@@ -132,10 +136,17 @@ fn execute(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Setup => {
             crate::setup::prepare_all(&config)?;
-            println!("ready: models and dictionary are in {}", config.cache_dir.display());
+            println!(
+                "ready: models and dictionary are in {}",
+                config.cache_dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { paths, access, json } => {
+        Command::Ingest {
+            paths,
+            access,
+            json,
+        } => {
             let index = Index::open(&config)?;
             let bar = progress_bar();
             let report = index.ingest(&paths, access, &|event| match event {
@@ -165,7 +176,11 @@ fn execute(cli: Cli) -> Result<ExitCode> {
                 }
             }
             let nothing = report.files == 0 && report.unchanged == 0;
-            Ok(if nothing { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if nothing {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Search {
             query,
@@ -190,7 +205,14 @@ fn execute(cli: Cli) -> Result<ExitCode> {
                 println!("검색 결과가 없습니다 (no results)");
             } else {
                 for (i, h) in hits.iter().enumerate() {
-                    println!("{:>2}. [{:.4}] {} — {} ({})", i + 1, h.score, h.title, h.locator, h.doc);
+                    println!(
+                        "{:>2}. [{:.4}] {} — {} ({})",
+                        i + 1,
+                        h.score,
+                        h.title,
+                        h.locator,
+                        h.doc
+                    );
                     println!("    {}", one_line(&h.text, 160));
                 }
             }
@@ -215,7 +237,11 @@ fn execute(cli: Cli) -> Result<ExitCode> {
                     println!("  inconsistent: {p}");
                 }
             }
-            Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -254,7 +280,7 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
             json,
         } => {
             let questions = crate::bench::load_questions(&qa)?;
-            let per_copy = index.count_passages(&[corpus.clone()]);
+            let per_copy = index.count_passages(std::slice::from_ref(&corpus));
             let copies = passages.div_ceil(per_copy.max(1)).max(1);
             // Copies reuse the parsed text and vectors of the first, so only one copy of
             // the corpus is embedded.
@@ -274,7 +300,10 @@ fn report_latency(
 ) -> Result<ExitCode> {
     let (scores, embed) = crate::bench::search_latency(index, config, questions, rounds)?;
     if json {
-        println!("{}", serde_json::json!({ "latency": scores, "query_embedding": embed }));
+        println!(
+            "{}",
+            serde_json::json!({ "latency": scores, "query_embedding": embed })
+        );
     } else {
         for s in scores.iter().chain([&embed]) {
             println!(
@@ -287,8 +316,9 @@ fn report_latency(
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ANJEON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ANJEON_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,lindera_dictionary=error,qdrant_edge=error")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -324,17 +354,14 @@ pub fn parse_filters(filters: &[String]) -> Result<SearchFilter> {
             .ok_or_else(|| Error::InvalidInput(format!("--filter {raw}: expected KEY=VALUE")))?;
         let value = value.trim().to_string();
         let date = |v: &str| {
-            parse_date(v).ok_or_else(|| {
-                Error::InvalidInput(format!("--filter {raw}: dates are YYYY-MM-DD"))
-            })
+            parse_date(v)
+                .ok_or_else(|| Error::InvalidInput(format!("--filter {raw}: dates are YYYY-MM-DD")))
         };
         match key.trim() {
             "kind" => f.kinds.push(value),
             "law" => f.law = Some(value),
             "doc" => f.doc = Some(value),
-            "access" => f
-                .access
-                .push(value.parse().map_err(Error::InvalidInput)?),
+            "access" => f.access.push(value.parse().map_err(Error::InvalidInput)?),
             "date_from" => f.date_from = Some(date(&value)?),
             "date_to" => f.date_to = Some(date(&value)?),
             other => {

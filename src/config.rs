@@ -144,8 +144,8 @@ impl Config {
             ),
             None => None,
         };
-        let mut table = toml::Table::try_from(Config::default())
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let mut table =
+            toml::Table::try_from(Config::default()).map_err(|e| Error::Config(e.to_string()))?;
         if let Some(text) = text {
             let file: toml::Table = text.parse().map_err(|e| Error::Config(format!("{e}")))?;
             merge(&mut table, file);
@@ -181,8 +181,9 @@ fn apply_env(
             toml::Value::Table(sub) => apply_env(sub, &name, env)?,
             current => {
                 if let Some(raw) = env(&name) {
-                    *current = parse_scalar(&raw, current)
-                        .ok_or_else(|| Error::Config(format!("{name}={raw} is not a valid value")))?;
+                    *current = parse_scalar(&raw, current).ok_or_else(|| {
+                        Error::Config(format!("{name}={raw} is not a valid value"))
+                    })?;
                 }
             }
         }
@@ -226,10 +227,17 @@ mod tests {
     fn file_then_env_override() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("anjeon.toml");
-        std::fs::write(&path, "data_dir = \"/srv/a\"\n[search]\ntop_k = 3\nmode = \"bm25\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/a\"\n[search]\ntop_k = 3\nmode = \"bm25\"\n",
+        )
+        .unwrap();
         let cfg = Config::load(
             Some(&path),
-            env_of(&[("ANJEON_SEARCH_TOP_K", "7"), ("ANJEON_QDRANT_URL", "http://q:6334")]),
+            env_of(&[
+                ("ANJEON_SEARCH_TOP_K", "7"),
+                ("ANJEON_QDRANT_URL", "http://q:6334"),
+            ]),
         )
         .unwrap();
         assert_eq!(cfg.data_dir, PathBuf::from("/srv/a"));

@@ -95,10 +95,16 @@ fn ingest_then_search_real_documents() {
         assert!(out.status.success());
         let hits = result["hits"].as_array().unwrap();
         assert!(!hits.is_empty(), "{mode}: {result}");
-        let top3: Vec<&str> = hits.iter().take(3).map(|h| h["locator"].as_str().unwrap()).collect();
+        let top3: Vec<&str> = hits
+            .iter()
+            .take(3)
+            .map(|h| h["locator"].as_str().unwrap())
+            .collect();
         assert!(
-            hits.iter().take(3).any(|h| h["doc"] == "statutes/식품위생분야종사자의건강진단규칙.md"
-                && h["text"].as_str().unwrap().contains("30일 이내")),
+            hits.iter().take(3).any(
+                |h| h["doc"] == "statutes/식품위생분야종사자의건강진단규칙.md"
+                    && h["text"].as_str().unwrap().contains("30일 이내")
+            ),
             "{mode}: {top3:?}"
         );
         for key in ["doc", "title", "locator", "score", "text", "highlight"] {
@@ -116,7 +122,9 @@ fn ingest_then_search_real_documents() {
     ]));
     let hits = letters["hits"].as_array().unwrap();
     assert!(!hits.is_empty());
-    assert!(hits.iter().all(|h| h["doc"] == "mfds_data/mfds_safety_letters_subset.json"));
+    assert!(hits
+        .iter()
+        .all(|h| h["doc"] == "mfds_data/mfds_safety_letters_subset.json"));
 }
 
 #[test]
@@ -160,7 +168,11 @@ fn internal_documents_never_reach_public_searches() {
 
     for mode in ["hybrid", "bm25", "dense"] {
         let (_, result) = run_json(anjeon(&data).args([
-            "search", "타이레놀정 회수 계획", "--json", "--mode", mode,
+            "search",
+            "타이레놀정 회수 계획",
+            "--json",
+            "--mode",
+            mode,
         ]));
         let hits = result["hits"].as_array().unwrap();
         assert!(
@@ -168,7 +180,12 @@ fn internal_documents_never_reach_public_searches() {
             "{mode} leaked: {result}"
         );
         let (_, result) = run_json(anjeon(&data).args([
-            "search", "타이레놀정 회수 계획", "--json", "--mode", mode, "--filter",
+            "search",
+            "타이레놀정 회수 계획",
+            "--json",
+            "--mode",
+            mode,
+            "--filter",
             "access=internal",
         ]));
         assert_eq!(result["hits"][0]["doc"], "internal-memo.txt", "{mode}");
@@ -179,7 +196,24 @@ fn internal_documents_never_reach_public_searches() {
 fn sigkill_during_ingest_leaves_consistent_stores() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let docs = shared().join("statutes");
+    let docs = tmp.path().join("statutes");
+    std::fs::create_dir_all(&docs).unwrap();
+    for name in [
+        "식품위생분야종사자의건강진단규칙.md",
+        "화장품법_시행령.md",
+        "식품등의표시ㆍ광고에관한법률_시행령.md",
+        "수입식품안전관리특별법_시행령.md",
+        "어린이식생활안전관리특별법_시행령.md",
+        "식품안전기본법_시행령.md",
+        "mfds_safety_letters_subset.json",
+    ] {
+        let from = if name.ends_with(".json") {
+            shared().join("mfds_data").join(name)
+        } else {
+            shared().join("statutes").join(name)
+        };
+        std::fs::copy(from, docs.join(name)).unwrap();
+    }
     // Crash at each stage of a batch, by a real SIGKILL from outside the process.
     for stage in ["manifest-pending", "lexical-commit", "vector-flush"] {
         let mut child = anjeon(&data)
@@ -204,13 +238,20 @@ fn sigkill_during_ingest_leaves_consistent_stores() {
     let (out, report) = run_json(anjeon(&data).args(["ingest", "--json"]).arg(&docs));
     assert!(out.status.success(), "{report}");
     let out = anjeon(&data).arg("check").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // Nothing lost or duplicated: a fresh ingest of the same files gives the same count.
     let fresh = tmp.path().join("fresh");
     let (_, clean) = run_json(anjeon(&fresh).args(["ingest", "--json"]).arg(&docs));
     let (_, status) = run_json(anjeon(&data).args(["check", "--json"]));
     let (_, clean_status) = run_json(anjeon(&fresh).args(["check", "--json"]));
-    assert_eq!(status["passages"], clean_status["passages"], "{report} {clean}");
+    assert_eq!(
+        status["passages"], clean_status["passages"],
+        "{report} {clean}"
+    );
     assert_eq!(status["documents"], clean_status["documents"]);
 }
 

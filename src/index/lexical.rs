@@ -115,7 +115,9 @@ impl LexicalIndex {
         let index = Index::open_or_create(directory, schema).map_err(tv)?;
         register(&index);
         // One indexing thread: the machine has two cores and embedding needs the other.
-        let writer = index.writer_with_num_threads(1, 64 * 1024 * 1024).map_err(tv)?;
+        let writer = index
+            .writer_with_num_threads(1, 64 * 1024 * 1024)
+            .map_err(tv)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -192,7 +194,10 @@ impl LexicalIndex {
             must.push((
                 Occur::Must,
                 Box::new(TermSetQuery::new(
-                    filter.kinds.iter().map(|k| Term::from_field_text(f.kind, k)),
+                    filter
+                        .kinds
+                        .iter()
+                        .map(|k| Term::from_field_text(f.kind, k)),
                 )),
             ));
         }
@@ -214,7 +219,10 @@ impl LexicalIndex {
             };
             must.push((
                 Occur::Must,
-                Box::new(RangeQuery::new(bound(filter.date_from), bound(filter.date_to))),
+                Box::new(RangeQuery::new(
+                    bound(filter.date_from),
+                    bound(filter.date_to),
+                )),
             ));
         }
         Box::new(ConstScoreQuery::new(Box::new(BooleanQuery::new(must)), 0.0))

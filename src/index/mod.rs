@@ -142,7 +142,10 @@ impl Index {
         if pending.is_empty() {
             return Ok(());
         }
-        tracing::warn!("recovering {} file(s) from an interrupted ingest", pending.len());
+        tracing::warn!(
+            "recovering {} file(s) from an interrupted ingest",
+            pending.len()
+        );
         for key in &pending {
             self.lexical.delete_doc(key);
             self.vectors.delete_doc(key)?;
@@ -251,7 +254,10 @@ impl Index {
         };
         let mut entry = Entry {
             hash,
-            source: file.path.canonicalize().unwrap_or_else(|_| file.path.clone()),
+            source: file
+                .path
+                .canonicalize()
+                .unwrap_or_else(|_| file.path.clone()),
             access,
             state: EntryState::Pending,
             passages: Vec::new(),
@@ -388,10 +394,17 @@ impl Index {
     }
 
     /// [`search`](Self::search) with the query's embedding given (when already known).
-    pub fn search_with_vector(&self, req: &SearchRequest, vector: Option<&[f32]>) -> Result<Vec<Hit>> {
+    pub fn search_with_vector(
+        &self,
+        req: &SearchRequest,
+        vector: Option<&[f32]>,
+    ) -> Result<Vec<Hit>> {
         let k = req.top_k.max(1);
         let pool = self.config.search.candidates.max(k);
-        let lexical = || self.lexical.search(&req.query, req.lexical, pool, &req.filter);
+        let lexical = || {
+            self.lexical
+                .search(&req.query, req.lexical, pool, &req.filter)
+        };
         let dense = || -> Result<Vec<(u64, f32)>> {
             let embedded;
             let v = match vector {
