@@ -17,3 +17,11 @@ pub mod setup;
 pub mod vector;
 
 pub use error::{Error, Result};
+
+/// The asset cache unit tests share: `ANJEON_CACHE_DIR`, or `<repo>/.cache` (gitignored).
+#[cfg(test)]
+pub(crate) fn test_cache_dir() -> std::path::PathBuf {
+    std::env::var_os("ANJEON_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache"))
+}

@@ -405,8 +405,9 @@ fn has_final_consonant(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{cache_dir, dictionary, system_dictionary};
+    use super::super::test_support::{dictionary, system_dictionary};
     use super::*;
+    use crate::test_cache_dir as cache_dir;
 
     /// mecab-ko 1.3.7 (PyPI python-mecab-ko, with the same mecab-ko-dic 2.1.1) on each
     /// space-separated word of these sentences, words separated by `|`.

@@ -30,19 +30,14 @@ pub(crate) mod test_support {
     use std::path::PathBuf;
     use std::sync::OnceLock;
 
-    /// `ANJEON_CACHE_DIR`, or `<repo>/.cache` (gitignored).
-    pub(crate) fn cache_dir() -> PathBuf {
-        std::env::var_os("ANJEON_CACHE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache"))
-    }
-
     fn built_dictionary_dir() -> PathBuf {
         static DIR: OnceLock<PathBuf> = OnceLock::new();
-        DIR.get_or_init(|| match super::ensure_ko_dictionary(&cache_dir()) {
-            Ok(dir) => dir,
-            Err(e) => panic!("cannot set up the Korean dictionary: {e}"),
-        })
+        DIR.get_or_init(
+            || match super::ensure_ko_dictionary(&crate::test_cache_dir()) {
+                Ok(dir) => dir,
+                Err(e) => panic!("cannot set up the Korean dictionary: {e}"),
+            },
+        )
         .clone()
     }
 

@@ -52,17 +52,11 @@ struct Fixture {
     load_s: f64,
 }
 
-fn test_cache() -> PathBuf {
-    std::env::var_os("ANJEON_TEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("anjeon-test-cache"))
-}
-
 /// One converted model and one loaded embedder for all tests (also exercises `Sync`).
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let cache = test_cache();
+        let cache = crate::test_cache_dir();
         let started = Instant::now();
         let dir = ensure_e5_model(&cache).unwrap_or_else(|e| panic!("model set-up: {e}"));
         let convert_s = started.elapsed().as_secs_f64();
