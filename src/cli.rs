@@ -135,7 +135,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
     let config = load_config(&cli)?;
     match cli.command {
         Command::Setup => {
-            crate::setup::prepare_all(&config)?;
+            prepare(&config)?;
             println!(
                 "ready: models and dictionary are in {}",
                 config.cache_dir.display()
@@ -147,6 +147,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             access,
             json,
         } => {
+            prepare(&config)?;
             let index = Index::open(&config)?;
             let bar = progress_bar();
             let report = index.ingest(&paths, access, &|event| match event {
@@ -190,6 +191,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             json,
         } => {
             let filter = parse_filters(&filters)?;
+            prepare(&config)?;
             let index = Index::open(&config)?;
             let request = SearchRequest {
                 query,
@@ -247,6 +249,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
 }
 
 fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
+    prepare(config)?;
     let index = Index::open(config)?;
     match which {
         BenchCommand::Retrieval {
@@ -323,6 +326,22 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Prepares the default assets (instant once cached), with a spinner on a terminal.
+fn prepare(config: &Config) -> Result<()> {
+    let spinner = if std::io::stderr().is_terminal() {
+        let s = ProgressBar::new_spinner();
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    } else {
+        ProgressBar::hidden()
+    };
+    let result = crate::setup::prepare_all(config, &|step| {
+        spinner.set_message(format!("preparing {}", step.name));
+    });
+    spinner.finish_and_clear();
+    result
 }
 
 fn progress_bar() -> ProgressBar {
