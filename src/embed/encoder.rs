@@ -188,7 +188,7 @@ impl Encoder {
             })
             .collect::<Result<Vec<_>>>()?;
         drop(st);
-        if h / shape.heads != HEAD_DIM || h % shape.heads != 0 {
+        if h / shape.heads != HEAD_DIM || !h.is_multiple_of(shape.heads) {
             return Err(model_err(path, "unsupported head width"));
         }
         Ok(Encoder {

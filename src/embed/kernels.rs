@@ -76,7 +76,7 @@ pub(super) fn softmax(row: &mut [f32]) {
 pub(super) fn add_layer_norm(x: &mut [f32], add: &[f32], weight: &[f32], bias: &[f32], eps: f32) {
     let width = weight.len();
     #[cfg(target_arch = "x86_64")]
-    if has_avx512() && width % 16 == 0 {
+    if has_avx512() && width.is_multiple_of(16) {
         for (row, add) in x.chunks_exact_mut(width).zip(add.chunks_exact(width)) {
             // SAFETY: the CPU has AVX-512F; all four slices are `width` long, a multiple of 16.
             unsafe { add_layer_norm_avx512(row, add, weight, bias, eps) };
