@@ -1,0 +1,293 @@
+//! Element-wise kernels of the encoder: GELU, softmax, residual + LayerNorm. Each has an
+//! AVX-512 version, picked at run time, and a portable one; both agree to ~1e-6.
+//!
+//! Our crate builds at opt-level 1 in the test profile, where LLVM does not vectorise loops, so
+//! the fast paths are written with explicit intrinsics.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Whether this CPU runs the AVX-512 kernels (checked once; `std` caches the answer).
+#[inline]
+pub(super) fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+// Abramowitz & Stegun 7.1.26: erf to 1.5e-7 absolute.
+const ERF_P: f32 = 0.327_591_1;
+const ERF_A: [f32; 5] = [
+    0.254_829_6,
+    -0.284_496_74,
+    1.421_413_8,
+    -1.453_152_1,
+    1.061_405_4,
+];
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+
+fn erf_scalar(z: f32) -> f32 {
+    let a = z.abs();
+    let t = 1.0 / (1.0 + ERF_P * a);
+    let poly = ((((ERF_A[4] * t + ERF_A[3]) * t + ERF_A[2]) * t + ERF_A[1]) * t + ERF_A[0]) * t;
+    let y = 1.0 - poly * (-a * a).exp();
+    y.copysign(z)
+}
+
+/// `x ← x · Φ(x)` (exact-erf GELU, as BERT's `gelu`).
+pub(super) fn gelu(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { gelu_avx512(x) };
+        return;
+    }
+    for v in x {
+        *v = 0.5 * *v * (1.0 + erf_scalar(*v * FRAC_1_SQRT_2));
+    }
+}
+
+/// `row ← softmax(row)`.
+pub(super) fn softmax(row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { softmax_avx512(row) };
+        return;
+    }
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in row {
+        *v *= inv;
+    }
+}
+
+/// `x ← LayerNorm(x + add) · weight + bias`, row by row (rows of `weight.len()` values).
+pub(super) fn add_layer_norm(x: &mut [f32], add: &[f32], weight: &[f32], bias: &[f32], eps: f32) {
+    let width = weight.len();
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() && width.is_multiple_of(16) {
+        for (row, add) in x.chunks_exact_mut(width).zip(add.chunks_exact(width)) {
+            // SAFETY: the CPU has AVX-512F; all four slices are `width` long, a multiple of 16.
+            unsafe { add_layer_norm_avx512(row, add, weight, bias, eps) };
+        }
+        return;
+    }
+    for (row, add) in x.chunks_exact_mut(width).zip(add.chunks_exact(width)) {
+        for (v, a) in row.iter_mut().zip(add) {
+            *v += a;
+        }
+        let mean = row.iter().sum::<f32>() / width as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for ((v, w), b) in row.iter_mut().zip(weight).zip(bias) {
+            *v = (*v - mean) * inv * w + b;
+        }
+    }
+}
+
+/// e^x for x ≤ 88, to ~2e-7 relative: 2^n · p(r), r = x − n·ln 2, p of degree 6.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn exp_avx512(x: __m512) -> __m512 {
+    let x = _mm512_max_ps(
+        _mm512_min_ps(x, _mm512_set1_ps(88.0)),
+        _mm512_set1_ps(-88.0),
+    );
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+    );
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_145_75), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428_606_8e-6), r);
+    let mut p = _mm512_set1_ps(1.0 / 720.0);
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    _mm512_scalef_ps(p, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gelu_vec(x: __m512) -> __m512 {
+    let z = _mm512_mul_ps(x, _mm512_set1_ps(FRAC_1_SQRT_2));
+    let a = _mm512_abs_ps(z);
+    let one = _mm512_set1_ps(1.0);
+    let t = _mm512_div_ps(one, _mm512_fmadd_ps(a, _mm512_set1_ps(ERF_P), one));
+    let mut poly = _mm512_set1_ps(ERF_A[4]);
+    for c in [ERF_A[3], ERF_A[2], ERF_A[1], ERF_A[0]] {
+        poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(c));
+    }
+    poly = _mm512_mul_ps(poly, t);
+    let e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a)));
+    // erf(|z|) = 1 − poly·e; Φ·2 = 1 ± erf(|z|).
+    let erf_abs = _mm512_fnmadd_ps(poly, e, one);
+    let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(z, _mm512_setzero_ps());
+    let erf = _mm512_mask_sub_ps(erf_abs, negative, _mm512_setzero_ps(), erf_abs);
+    _mm512_mul_ps(
+        _mm512_mul_ps(x, _mm512_set1_ps(0.5)),
+        _mm512_add_ps(one, erf),
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gelu_avx512(x: &mut [f32]) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let mut i = 0;
+    while i + 16 <= n {
+        _mm512_storeu_ps(p.add(i), gelu_vec(_mm512_loadu_ps(p.add(i))));
+        i += 16;
+    }
+    if i < n {
+        let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+        let v = _mm512_maskz_loadu_ps(mask, p.add(i));
+        _mm512_mask_storeu_ps(p.add(i), mask, gelu_vec(v));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_avx512(row: &mut [f32]) {
+    let n = row.len();
+    let p = row.as_mut_ptr();
+    let full = n / 16 * 16;
+    let tail: __mmask16 = ((1u32 << (n - full)) - 1) as u16;
+    let neg_inf = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut max = neg_inf;
+    let mut i = 0;
+    while i < full {
+        max = _mm512_max_ps(max, _mm512_loadu_ps(p.add(i)));
+        i += 16;
+    }
+    if tail != 0 {
+        max = _mm512_max_ps(max, _mm512_mask_loadu_ps(neg_inf, tail, p.add(full)));
+    }
+    let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+    let mut sum = _mm512_setzero_ps();
+    i = 0;
+    while i < full {
+        let e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), max));
+        _mm512_storeu_ps(p.add(i), e);
+        sum = _mm512_add_ps(sum, e);
+        i += 16;
+    }
+    if tail != 0 {
+        let e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, p.add(full)), max));
+        _mm512_mask_storeu_ps(p.add(full), tail, e);
+        sum = _mm512_mask_add_ps(sum, tail, sum, e);
+    }
+    let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+    i = 0;
+    while i < full {
+        _mm512_storeu_ps(p.add(i), _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), inv));
+        i += 16;
+    }
+    if tail != 0 {
+        let v = _mm512_maskz_loadu_ps(tail, p.add(full));
+        _mm512_mask_storeu_ps(p.add(full), tail, _mm512_mul_ps(v, inv));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_layer_norm_avx512(
+    row: &mut [f32],
+    add: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    eps: f32,
+) {
+    let n = row.len();
+    let (p, a, w, b) = (
+        row.as_mut_ptr(),
+        add.as_ptr(),
+        weight.as_ptr(),
+        bias.as_ptr(),
+    );
+    let mut sum = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let v = _mm512_add_ps(_mm512_loadu_ps(p.add(i)), _mm512_loadu_ps(a.add(i)));
+        _mm512_storeu_ps(p.add(i), v);
+        sum = _mm512_add_ps(sum, v);
+        i += 16;
+    }
+    let mean = _mm512_set1_ps(_mm512_reduce_add_ps(sum) / n as f32);
+    let mut sq = _mm512_setzero_ps();
+    i = 0;
+    while i < n {
+        let d = _mm512_sub_ps(_mm512_loadu_ps(p.add(i)), mean);
+        sq = _mm512_fmadd_ps(d, d, sq);
+        i += 16;
+    }
+    let var = _mm512_reduce_add_ps(sq) / n as f32;
+    let inv = _mm512_set1_ps(1.0 / (var + eps).sqrt());
+    i = 0;
+    while i < n {
+        let d = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), mean), inv);
+        let v = _mm512_fmadd_ps(d, _mm512_loadu_ps(w.add(i)), _mm512_loadu_ps(b.add(i)));
+        _mm512_storeu_ps(p.add(i), v);
+        i += 16;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 9.0)
+            .collect()
+    }
+
+    #[test]
+    fn fast_kernels_match_portable_ones() {
+        for n in [1, 15, 16, 17, 150, 384] {
+            let x = sample(n);
+            let mut fast = x.clone();
+            gelu(&mut fast);
+            for (v, f) in x.iter().zip(&fast) {
+                let exact = 0.5 * v * (1.0 + erf_scalar(v * FRAC_1_SQRT_2));
+                assert!((exact - f).abs() < 1e-5, "gelu({v}) {f} vs {exact}");
+            }
+            let mut fast = x.clone();
+            softmax(&mut fast);
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
+            for (v, f) in x.iter().zip(&fast) {
+                let exact = (v - max).exp() / sum;
+                assert!((exact - f).abs() < 1e-6, "softmax {f} vs {exact}");
+            }
+        }
+        assert!((erf_scalar(0.5) - 0.520_499_9).abs() < 1e-6);
+        let w: Vec<f32> = sample(384).iter().map(|v| v * 0.1 + 1.0).collect();
+        let b = sample(384);
+        let x = sample(768);
+        let add: Vec<f32> = x.iter().map(|v| v * 0.3).collect();
+        let mut fast = x.clone();
+        add_layer_norm(&mut fast, &add, &w, &b, 1e-12);
+        let mut slow: Vec<f32> = x.iter().zip(&add).map(|(a, b)| a + b).collect();
+        for row in slow.chunks_exact_mut(384) {
+            let mean = row.iter().sum::<f32>() / 384.0;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 384.0;
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = (*v - mean) / var.sqrt() * w[i] + b[i];
+            }
+        }
+        for (f, s) in fast.iter().zip(&slow) {
+            assert!((f - s).abs() < 1e-4, "{f} vs {s}");
+        }
+    }
+}
