@@ -320,7 +320,9 @@ fn report_latency(
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ANJEON_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,lindera_dictionary=error,qdrant_edge=error,lopdf=error")
+        tracing_subscriber::EnvFilter::new(
+            "warn,lindera_dictionary=error,qdrant_edge=error,lopdf=error",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
