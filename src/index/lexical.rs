@@ -5,6 +5,7 @@ use crate::analyzer::{KO_BIGRAM, KO_MORPH};
 use crate::config::LexicalFields;
 use crate::error::{Error, Result};
 use crate::filter::SearchFilter;
+use crate::index::highlight::Highlighter;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::path::Path;
@@ -17,7 +18,6 @@ use tantivy::schema::{
     Field, IndexRecordOption, OwnedValue, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED,
     STORED, STRING,
 };
-use tantivy::snippet::SnippetGenerator;
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 /// One passage as the lexical index stores it.
@@ -330,20 +330,13 @@ impl LexicalIndex {
         Ok(ids)
     }
 
-    /// A highlighter for `question` over passage text: matched terms wrapped in `<b>`.
+    /// A highlighter for `question` over passage text, using the passage field's analyzer.
     pub fn highlighter(&self, question: &str) -> Result<Highlighter> {
-        let searcher = self.reader.searcher();
-        let mut generator = SnippetGenerator::create(
-            &searcher,
-            self.text_query(question, LexicalFields::Morph)?.as_ref(),
-            self.fields.text,
-        )
-        .map_err(tv)?;
-        generator.set_max_num_chars(240);
-        Ok(Highlighter {
-            generator,
-            field: self.fields.text,
-        })
+        let analyzer = self
+            .index
+            .tokenizer_for_field(self.fields.text)
+            .map_err(tv)?;
+        Ok(Highlighter::new(analyzer, question))
     }
 
     fn passage_of(&self, d: &TantivyDocument) -> StoredPassage {
@@ -365,25 +358,6 @@ impl LexicalIndex {
             start: u64_of(d, f.start).unwrap_or_default(),
             end: u64_of(d, f.end).unwrap_or_default(),
         }
-    }
-}
-
-/// Marks the question's terms in passage text.
-pub struct Highlighter {
-    generator: SnippetGenerator,
-    field: Field,
-}
-
-impl Highlighter {
-    /// The best fragment of `text` with matches in `<b>…</b>` (HTML-escaped otherwise).
-    pub fn highlight(&self, text: &str) -> String {
-        let mut d = TantivyDocument::default();
-        d.add_text(self.field, text);
-        let snippet = self.generator.snippet_from_doc(&d);
-        if snippet.fragment().is_empty() {
-            return String::new();
-        }
-        snippet.to_html()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The index: source files in, passages out of two stores (tantivy for BM25, Qdrant for
 //! vectors) kept consistent through the manifest, and hybrid search over both.
 
+mod highlight;
 pub mod lexical;
 
 use crate::analyzer::KoreanDictionary;
