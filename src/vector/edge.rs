@@ -476,19 +476,7 @@ mod tests {
             }
             store.optimize().expect("optimize");
             let info = store.shard.info();
-            let size_mib = |sub: &str| {
-                walkdir::WalkDir::new(dir.path().join(sub))
-                    .into_iter()
-                    .filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum::<u64>() as f64
-                    / (1 << 20) as f64
-            };
-            eprintln!(
-                "on disk: wal {:.0} MiB, segments {:.0} MiB",
-                size_mib("wal"),
-                size_mib("segments")
-            );
+            print_disk_use(dir.path());
             assert!(
                 info.indexed_vectors_count >= n as usize,
                 "not indexed: {info:?}"
@@ -727,19 +715,7 @@ mod tests {
         store.optimize().expect("optimize");
         let optimize_s = start.elapsed().as_secs_f64();
         let info = store.shard.info();
-        let size_mib = |sub: &str| {
-            walkdir::WalkDir::new(dir.path().join(sub))
-                .into_iter()
-                .filter_map(|e| e.ok()?.metadata().ok())
-                .map(|m| m.len())
-                .sum::<u64>() as f64
-                / (1 << 20) as f64
-        };
-        eprintln!(
-            "on disk: wal {:.0} MiB, segments {:.0} MiB",
-            size_mib("wal"),
-            size_mib("segments")
-        );
+        print_disk_use(dir.path());
         eprintln!(
             "n={n} clustered={clustered}: upsert+flush {upsert_s:.2}s = {:.0} points/s; \
              optimize {optimize_s:.1}s; {} segments, {} indexed vectors",
@@ -812,5 +788,22 @@ mod tests {
             .collect();
         scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         scored.into_iter().take(10).map(|(_, i)| i).collect()
+    }
+
+    /// Prints how much disk the WAL and the segments of a store take.
+    fn print_disk_use(dir: &Path) {
+        let size_mib = |sub: &str| {
+            walkdir::WalkDir::new(dir.join(sub))
+                .into_iter()
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum::<u64>() as f64
+                / (1 << 20) as f64
+        };
+        eprintln!(
+            "on disk: wal {:.0} MiB, segments {:.0} MiB",
+            size_mib("wal"),
+            size_mib("segments")
+        );
     }
 }
