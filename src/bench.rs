@@ -140,6 +140,8 @@ pub fn search_latency(
         ..Default::default()
     };
     let passages = index.passage_count()?;
+    // The first query loads the model; that is start-up, not query latency.
+    index.embed_query("warm-up")?;
     let mut embed_times = Vec::new();
     let mut vectors = Vec::new();
     for q in questions {

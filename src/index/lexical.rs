@@ -274,15 +274,19 @@ impl LexicalIndex {
         let top = searcher
             .search(&query, &TopDocs::with_limit(k.max(1)).order_by_score())
             .map_err(tv)?;
-        top.into_iter()
-            .map(|(score, addr)| {
-                let d: TantivyDocument = searcher.doc(addr).map_err(tv)?;
-                Ok(LexicalHit {
-                    id: u64_of(&d, self.fields.id).unwrap_or_default(),
-                    score,
-                })
+        // Ids come from the fast field: reading stored documents for every candidate would
+        // decompress a doc-store block each and cost more than the search itself.
+        let mut columns = Vec::with_capacity(searcher.segment_readers().len());
+        for segment in searcher.segment_readers() {
+            columns.push(segment.fast_fields().u64("id").map_err(tv)?);
+        }
+        Ok(top
+            .into_iter()
+            .filter_map(|(score, addr)| {
+                let id = columns.get(addr.segment_ord as usize)?.first(addr.doc_id)?;
+                Some(LexicalHit { id, score })
             })
-            .collect()
+            .collect())
     }
 
     /// Number of passages the filter allows.
