@@ -229,6 +229,27 @@ fn num_id(id: Option<PointId>) -> Result<u64> {
     }
 }
 
+impl ServerStore {
+    /// Deletes the selected points and waits until the server has applied it.
+    fn delete(
+        &self,
+        selector: impl Into<qdrant_client::qdrant::points_selector::PointsSelectorOneOf>,
+        what: &'static str,
+    ) -> Result<()> {
+        let client = self.client.clone();
+        let request = DeletePointsBuilder::new(&self.collection)
+            .points(selector)
+            .wait(true);
+        self.run(async move {
+            client
+                .delete_points(request)
+                .await
+                .map(|_| ())
+                .map_err(|e| store_error(what, e))
+        })
+    }
+}
+
 impl VectorStore for ServerStore {
     fn upsert(&self, points: Vec<VectorPoint>) -> Result<()> {
         let mut structs = Vec::with_capacity(points.len());
@@ -252,34 +273,14 @@ impl VectorStore for ServerStore {
     }
 
     fn delete_doc(&self, doc: &str) -> Result<()> {
-        let client = self.client.clone();
-        let request = DeletePointsBuilder::new(&self.collection)
-            .points(doc_filter(doc))
-            .wait(true);
-        self.run(async move {
-            client
-                .delete_points(request)
-                .await
-                .map(|_| ())
-                .map_err(|e| store_error("delete by document", e))
-        })
+        self.delete(doc_filter(doc), "delete by document")
     }
 
     fn delete_ids(&self, ids: &[u64]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        let client = self.client.clone();
-        let request = DeletePointsBuilder::new(&self.collection)
-            .points(PointsIdsList::from(ids.to_vec()))
-            .wait(true);
-        self.run(async move {
-            client
-                .delete_points(request)
-                .await
-                .map(|_| ())
-                .map_err(|e| store_error("delete by id", e))
-        })
+        self.delete(PointsIdsList::from(ids.to_vec()), "delete by id")
     }
 
     fn search(&self, vector: &[f32], k: usize, filter: &SearchFilter) -> Result<Vec<VectorHit>> {
