@@ -1,5 +1,6 @@
 //! Benchmarks that print figures: retrieval quality on a question set (recall@k, MRR per
-//! ranking mode) and search latency percentiles on an index scaled to a passage count.
+//! ranking mode), search latency percentiles on an index scaled to a passage count, and the
+//! LLM engine's prefill/decode speed.
 
 use crate::config::{Config, LexicalFields, SearchMode};
 use crate::error::{Error, Result};
@@ -210,4 +211,67 @@ mod tests {
         assert!(squash("1\\. 장티푸스\n 2\\. 파라티푸스")
             .contains(&squash("1. 장티푸스 2. 파라티푸스")));
     }
+}
+
+/// Speed of the LLM engine, in the shape `benches/generate.sh` compares with llama-bench.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerateScore {
+    pub model: String,
+    pub threads: usize,
+    pub prompt_tokens: usize,
+    pub gen_tokens: usize,
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    /// Prefill plus choosing the first token.
+    pub ttft_ms: f64,
+}
+
+/// Korean text the benchmark prompt is made of (our own sentences).
+const BENCH_TEXT: &str = "식품의약품안전처는 국민이 안심하고 먹을 수 있도록 식품과 의약품의 안전을 관리한다. \
+    건강기능식품을 고를 때에는 기능성 원료와 섭취량, 주의사항을 꼼꼼히 확인해야 한다. \
+    부적합 판정을 받은 제품은 회수되며, 소비자는 구입처에 반품하거나 신고할 수 있다. ";
+
+/// Prefill of `prompt_tokens` tokens on a fresh cache, then `gen_tokens` greedy decode
+/// steps (never stopping early, like llama-bench); the median of `repetitions` runs.
+pub fn generate(
+    llm: &crate::llm::Llm,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    repetitions: usize,
+) -> Result<GenerateScore> {
+    use crate::llm::{sample::argmax, Logits};
+    let mut prompt = llm.encode(BENCH_TEXT)?;
+    let body = llm.tokenizer.encode(BENCH_TEXT, false, false)?;
+    while prompt.len() < prompt_tokens {
+        prompt.extend_from_slice(&body);
+    }
+    prompt.truncate(prompt_tokens.max(1));
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut prefill, mut decode, mut ttft) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..repetitions.max(1) {
+        let mut cache = llm.model.new_cache();
+        let start = Instant::now();
+        let logits = llm.forward(&prompt, &mut cache, Logits::Last)?;
+        let mut next = argmax(&logits);
+        let prefill_s = start.elapsed().as_secs_f64();
+        ttft.push(prefill_s * 1e3);
+        prefill.push(prompt.len() as f64 / prefill_s);
+        let start = Instant::now();
+        for _ in 0..gen_tokens {
+            next = argmax(&llm.forward(&[next], &mut cache, Logits::Last)?);
+        }
+        decode.push(gen_tokens as f64 / start.elapsed().as_secs_f64());
+    }
+    Ok(GenerateScore {
+        model: llm.name().to_string(),
+        threads: llm.threads(),
+        prompt_tokens: prompt.len(),
+        gen_tokens,
+        prefill_tok_s: median(prefill),
+        decode_tok_s: median(decode),
+        ttft_ms: median(ttft),
+    })
 }

@@ -99,6 +99,24 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Prefill and decode speed of the LLM engine: tokens/s and time to first token.
+    Generate {
+        /// GGUF checkpoint (default: the configured model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 1024)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+        /// Engine threads (default: the configured number).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Measured runs; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        repetitions: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl clap::ValueEnum for Access {
@@ -249,6 +267,31 @@ fn execute(cli: Cli) -> Result<ExitCode> {
 }
 
 fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
+    if let BenchCommand::Generate {
+        model,
+        prompt_tokens,
+        gen_tokens,
+        threads,
+        repetitions,
+        json,
+    } = which
+    {
+        let path = match model {
+            Some(p) => p,
+            None => config.llm.model_path(&config.cache_dir)?,
+        };
+        let llm = crate::llm::Llm::load(&path, threads.unwrap_or(config.llm.threads))?;
+        let r = crate::bench::generate(&llm, prompt_tokens, gen_tokens, repetitions)?;
+        if json {
+            println!("{}", serde_json::to_string(&r).map_err(|e| Error::Model(e.to_string()))?);
+        } else {
+            println!(
+                "{}: prefill {:.1} tok/s ({} tokens), decode {:.1} tok/s ({} tokens), ttft {:.0} ms, {} threads",
+                r.model, r.prefill_tok_s, r.prompt_tokens, r.decode_tok_s, r.gen_tokens, r.ttft_ms, r.threads
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     prepare(config)?;
     let index = Index::open(config)?;
     match which {
@@ -290,6 +333,7 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
             index.ingest_copies(&[corpus], Access::Public, copies, &|_| {})?;
             return report_latency(&index, config, &questions, rounds, json);
         }
+        BenchCommand::Generate { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -37,6 +37,7 @@ pub struct Config {
     pub search: SearchConfig,
     pub embed: EmbedConfig,
     pub qdrant: QdrantConfig,
+    pub llm: LlmConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +81,26 @@ pub struct QdrantConfig {
     pub collection: String,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// A GGUF checkpoint. Empty: the default model (gemma-3-270m Q4_K_M) from the cache.
+    pub model: String,
+    /// Threads of the engine (0: one per core).
+    pub threads: usize,
+}
+
+impl LlmConfig {
+    /// The configured model file, fetching the default one when none is configured.
+    pub fn model_path(&self, cache_dir: &Path) -> Result<PathBuf> {
+        if self.model.is_empty() {
+            crate::llm::ensure_default_model(cache_dir)
+        } else {
+            Ok(PathBuf::from(&self.model))
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -92,6 +113,7 @@ impl Default for Config {
                 collection: "anjeon".into(),
                 ..Default::default()
             },
+            llm: LlmConfig::default(),
         }
     }
 }

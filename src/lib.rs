@@ -12,6 +12,8 @@ pub mod embed;
 pub mod error;
 pub mod filter;
 pub mod index;
+mod kernels;
+pub mod llm;
 pub mod manifest;
 pub mod setup;
 pub mod vector;

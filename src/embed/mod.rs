@@ -5,7 +5,7 @@
 mod charsmap;
 mod convert;
 mod encoder;
-mod kernels;
+
 #[cfg(test)]
 mod tests;
 

@@ -1,5 +1,5 @@
-//! Element-wise kernels of the encoder: GELU, softmax, residual + LayerNorm. Each has an
-//! AVX-512 version, picked at run time, and a portable one; both agree to ~1e-6.
+//! Element-wise kernels of the encoder and the LLM: GELU, softmax, LayerNorm, RMSNorm, gated
+//! activations, dot/axpy. Each has an AVX-512 version, picked at run time, and a portable one.
 //!
 //! Our crate builds at opt-level 1 in the test profile, where LLVM does not vectorise loops, so
 //! the fast paths are written with explicit intrinsics.
@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 
 /// Whether this CPU runs the AVX-512 kernels (checked once; `std` caches the answer).
 #[inline]
-pub(super) fn has_avx512() -> bool {
+pub(crate) fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         is_x86_feature_detected!("avx512f")
@@ -40,7 +40,7 @@ fn erf_scalar(z: f32) -> f32 {
 }
 
 /// `x ← x · Φ(x)` (exact-erf GELU, as BERT's `gelu`).
-pub(super) fn gelu(x: &mut [f32]) {
+pub(crate) fn gelu(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
         // SAFETY: the CPU has AVX-512F.
@@ -53,7 +53,7 @@ pub(super) fn gelu(x: &mut [f32]) {
 }
 
 /// `row ← softmax(row)`.
-pub(super) fn softmax(row: &mut [f32]) {
+pub(crate) fn softmax(row: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
         // SAFETY: the CPU has AVX-512F.
@@ -73,7 +73,7 @@ pub(super) fn softmax(row: &mut [f32]) {
 }
 
 /// `x ← LayerNorm(x + add) · weight + bias`, row by row (rows of `weight.len()` values).
-pub(super) fn add_layer_norm(x: &mut [f32], add: &[f32], weight: &[f32], bias: &[f32], eps: f32) {
+pub(crate) fn add_layer_norm(x: &mut [f32], add: &[f32], weight: &[f32], bias: &[f32], eps: f32) {
     let width = weight.len();
     #[cfg(target_arch = "x86_64")]
     if has_avx512() && width.is_multiple_of(16) {
@@ -238,6 +238,156 @@ unsafe fn add_layer_norm_avx512(
         let d = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), mean), inv);
         let v = _mm512_fmadd_ps(d, _mm512_loadu_ps(w.add(i)), _mm512_loadu_ps(b.add(i)));
         _mm512_storeu_ps(p.add(i), v);
+        i += 16;
+    }
+}
+
+/// `row ← RMSNorm(row) · weight`, row by row (rows of `weight.len()` values).
+pub(crate) fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
+    let width = weight.len();
+    for row in x.chunks_exact_mut(width) {
+        let inv = 1.0 / (dot(row, row) / width as f32 + eps).sqrt();
+        for (v, w) in row.iter_mut().zip(weight) {
+            *v *= inv * w;
+        }
+    }
+}
+
+/// The activation of a gated feed-forward layer, applied in place to `gate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gated {
+    /// `gelu_tanh(gate) · up` (Gemma's GeGLU).
+    GeluTanh,
+    /// `silu(gate) · up` (Llama's and Qwen's SwiGLU).
+    Silu,
+}
+
+/// `gate ← act(gate) · up`.
+pub(crate) fn gated(act: Gated, gate: &mut [f32], up: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { gated_avx512(act, gate, up) };
+        return;
+    }
+    for (g, u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        let a = match act {
+            Gated::GeluTanh => {
+                0.5 * x * (1.0 + (GELU_C * (x + 0.044_715 * x * x * x)).tanh())
+            }
+            Gated::Silu => x / (1.0 + (-x).exp()),
+        };
+        *g = a * u;
+    }
+}
+
+const GELU_C: f32 = 0.797_884_6; // √(2/π)
+
+/// `Σ a·b`.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { dot_avx512(a, b) };
+    }
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `y ← y + alpha · x`.
+pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { axpy_avx512(alpha, x, y) };
+        return;
+    }
+    for (v, a) in y.iter_mut().zip(x) {
+        *v += alpha * a;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn axpy_avx512(alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+    let a = _mm512_set1_ps(alpha);
+    let mut i = 0;
+    while i < n {
+        let m = tail_mask(n - i);
+        let v = _mm512_fmadd_ps(
+            a,
+            _mm512_maskz_loadu_ps(m, px.add(i)),
+            _mm512_maskz_loadu_ps(m, py.add(i)),
+        );
+        _mm512_mask_storeu_ps(py.add(i), m, v);
+        i += 16;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn tail_mask(rest: usize) -> __mmask16 {
+    ((1u32 << rest.min(16)) - 1) as u16
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc0 = _mm512_setzero_ps();
+    let mut acc1 = _mm512_setzero_ps();
+    let mut i = 0;
+    while i + 32 <= n {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+        acc1 = _mm512_fmadd_ps(
+            _mm512_loadu_ps(pa.add(i + 16)),
+            _mm512_loadu_ps(pb.add(i + 16)),
+            acc1,
+        );
+        i += 32;
+    }
+    while i < n {
+        let m = tail_mask(n - i);
+        acc0 = _mm512_fmadd_ps(
+            _mm512_maskz_loadu_ps(m, pa.add(i)),
+            _mm512_maskz_loadu_ps(m, pb.add(i)),
+            acc0,
+        );
+        i += 16;
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gated_avx512(act: Gated, gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let (pg, pu) = (gate.as_mut_ptr(), up.as_ptr());
+    let one = _mm512_set1_ps(1.0);
+    let c = _mm512_set1_ps(GELU_C);
+    let c3 = _mm512_set1_ps(0.044_715 * GELU_C);
+    let mut i = 0;
+    while i < n {
+        let m = tail_mask(n - i);
+        let x = _mm512_maskz_loadu_ps(m, pg.add(i));
+        let a = match act {
+            Gated::GeluTanh => {
+                // 0.5·x·(1 + tanh(z)) = x · σ(2z) = x / (1 + e^(−2z))
+                let x2 = _mm512_mul_ps(x, x);
+                let z = _mm512_mul_ps(x, _mm512_fmadd_ps(c3, x2, c));
+                let e = exp_avx512(_mm512_mul_ps(z, _mm512_set1_ps(-2.0)));
+                _mm512_div_ps(x, _mm512_add_ps(one, e))
+            }
+            Gated::Silu => {
+                let e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+                _mm512_div_ps(x, _mm512_add_ps(one, e))
+            }
+        };
+        let v = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, pu.add(i)));
+        _mm512_mask_storeu_ps(pg.add(i), m, v);
         i += 16;
     }
 }

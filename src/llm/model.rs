@@ -1,0 +1,611 @@
+//! The decoder-only transformer forward pass for the architectures we serve (gemma3, llama,
+//! qwen2, qwen3), read from GGUF metadata, with a KV cache and causal (optionally sliding-window)
+//! attention computed block-wise by GEMM.
+
+use super::gguf::GgufFile;
+use super::weight::{SharedMut, Weight};
+use crate::error::{Error, Result};
+use crate::kernels::{self, Gated};
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+/// The architecture family, as GGUF's `general.architecture` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Gemma3,
+    Llama,
+    Qwen2,
+    Qwen3,
+}
+
+impl Arch {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "gemma3" => Arch::Gemma3,
+            // EXAONE-style and SOLAR checkpoints are llama-family in their GGUF conversion
+            "llama" | "exaone" | "mistral" => Arch::Llama,
+            "qwen2" => Arch::Qwen2,
+            "qwen3" => Arch::Qwen3,
+            _ => return None,
+        })
+    }
+}
+
+/// Shape and numerics of a model, from its metadata.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub arch: Arch,
+    pub arch_name: String,
+    pub layers: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub eps: f32,
+    pub context: usize,
+    pub rope_base: f32,
+    /// Rope base of the sliding-window layers, where it differs (gemma3).
+    pub rope_base_local: f32,
+    pub rope_scale: f32,
+    /// Rotate halves (GPT-NeoX) rather than adjacent pairs.
+    pub rope_neox: bool,
+    pub sliding_window: Option<usize>,
+    /// Every `n`th layer is global, the others use the sliding window (gemma3: 6).
+    pub global_every: usize,
+    pub attn_scale: f32,
+    pub embed_scale: f32,
+    pub(crate) activation: Gated,
+    pub vocab: usize,
+}
+
+impl Config {
+    fn from_gguf(g: &GgufFile) -> Result<Self> {
+        let name = g
+            .string("general.architecture")
+            .ok_or_else(|| Error::Model(format!("{}: no general.architecture", g.path().display())))?
+            .to_string();
+        let arch = Arch::from_name(&name).ok_or_else(|| {
+            Error::Model(format!(
+                "{}: architecture {name:?} is not supported (gemma3, llama, exaone, mistral, qwen2, qwen3 are)",
+                g.path().display()
+            ))
+        })?;
+        let key = |k: &str| format!("{name}.{k}");
+        let hidden = g.usize(&key("embedding_length"))?;
+        let heads = g.usize(&key("attention.head_count"))?;
+        let head_dim = g.usize_or(&key("attention.key_length"), hidden / heads);
+        let gemma = arch == Arch::Gemma3;
+        let rope_scale = match g.string(&key("rope.scaling.type")) {
+            Some("linear") => g.f32_or(&key("rope.scaling.factor"), 1.0),
+            _ => 1.0,
+        };
+        let sliding_window = if gemma {
+            Some(g.usize_or(&key("attention.sliding_window"), 512))
+        } else {
+            None
+        };
+        Ok(Config {
+            arch,
+            layers: g.usize(&key("block_count"))?,
+            hidden,
+            heads,
+            kv_heads: g.usize_or(&key("attention.head_count_kv"), heads),
+            head_dim,
+            eps: g.f32_or(&key("attention.layer_norm_rms_epsilon"), 1e-6),
+            context: g.usize_or(&key("context_length"), 4096),
+            rope_base: g.f32_or(&key("rope.freq_base"), if gemma { 1e6 } else { 10_000.0 }),
+            rope_base_local: g.f32_or(&key("rope.local_freq_base"), 10_000.0),
+            rope_scale,
+            rope_neox: arch != Arch::Llama,
+            sliding_window,
+            global_every: if gemma {
+                g.usize_or(&key("attention.sliding_window_type"), 6).max(1)
+            } else {
+                1
+            },
+            attn_scale: 1.0 / (head_dim as f32).sqrt(),
+            embed_scale: if gemma { (hidden as f32).sqrt() } else { 1.0 },
+            activation: if gemma { Gated::GeluTanh } else { Gated::Silu },
+            vocab: 0,
+            arch_name: name,
+        })
+    }
+
+    fn is_sliding(&self, layer: usize) -> bool {
+        self.sliding_window.is_some() && (layer + 1) % self.global_every != 0
+    }
+
+    fn q_dim(&self) -> usize {
+        self.heads * self.head_dim
+    }
+
+    fn kv_dim(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q: Weight,
+    k: Weight,
+    v: Weight,
+    o: Weight,
+    q_bias: Option<Vec<f32>>,
+    k_bias: Option<Vec<f32>>,
+    v_bias: Option<Vec<f32>>,
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    post_attn_norm: Option<Vec<f32>>,
+    ffn_norm: Vec<f32>,
+    gate: Weight,
+    up: Weight,
+    down: Weight,
+    post_ffn_norm: Option<Vec<f32>>,
+    sliding: bool,
+}
+
+/// A loaded model: weights stay in the mapped file.
+pub struct Model {
+    pub config: Config,
+    embed: Weight,
+    layers: Vec<Layer>,
+    out_norm: Vec<f32>,
+    output: Weight,
+    rope_factors: Option<Vec<f32>>,
+}
+
+/// Per-sequence attention state: keys and values of every position seen so far.
+pub struct Cache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    tokens: Vec<u32>,
+}
+
+impl Cache {
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Keeps the first `len` positions (to reuse a shared prompt prefix).
+    pub fn truncate(&mut self, len: usize, kv_dim: usize) {
+        let len = len.min(self.tokens.len());
+        self.tokens.truncate(len);
+        for buf in self.k.iter_mut().chain(self.v.iter_mut()) {
+            buf.truncate(len * kv_dim);
+        }
+    }
+}
+
+/// Which positions of a forward pass need logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last position (generation).
+    Last,
+    /// Every position (log-likelihood scoring).
+    All,
+}
+
+/// Query rows per attention block in prefill.
+const QUERY_BLOCK: usize = 64;
+/// Up to this many new rows use the decoding attention (as the dot-product matmul path).
+const DECODE_ROWS: usize = super::weight::DOT_MAX_ROWS;
+
+impl Model {
+    pub fn from_gguf(g: &GgufFile) -> Result<Self> {
+        let mut config = Config::from_gguf(g)?;
+        let opt_vec = |name: String| -> Result<Option<Vec<f32>>> {
+            if g.has_tensor(&name) {
+                Ok(Some(g.weight(&name)?.to_f32()))
+            } else {
+                Ok(None)
+            }
+        };
+        let mut layers = Vec::with_capacity(config.layers);
+        for i in 0..config.layers {
+            let t = |n: &str| format!("blk.{i}.{n}");
+            layers.push(Layer {
+                attn_norm: g.weight(&t("attn_norm.weight"))?.to_f32(),
+                q: g.weight(&t("attn_q.weight"))?,
+                k: g.weight(&t("attn_k.weight"))?,
+                v: g.weight(&t("attn_v.weight"))?,
+                o: g.weight(&t("attn_output.weight"))?,
+                q_bias: opt_vec(t("attn_q.bias"))?,
+                k_bias: opt_vec(t("attn_k.bias"))?,
+                v_bias: opt_vec(t("attn_v.bias"))?,
+                q_norm: opt_vec(t("attn_q_norm.weight"))?,
+                k_norm: opt_vec(t("attn_k_norm.weight"))?,
+                post_attn_norm: opt_vec(t("post_attention_norm.weight"))?,
+                ffn_norm: g.weight(&t("ffn_norm.weight"))?.to_f32(),
+                gate: g.weight(&t("ffn_gate.weight"))?,
+                up: g.weight(&t("ffn_up.weight"))?,
+                down: g.weight(&t("ffn_down.weight"))?,
+                post_ffn_norm: opt_vec(t("post_ffw_norm.weight"))?,
+                sliding: config.is_sliding(i),
+            });
+        }
+        let embed = g.weight("token_embd.weight")?;
+        let output = if g.has_tensor("output.weight") {
+            g.weight("output.weight")?
+        } else {
+            embed.clone()
+        };
+        config.vocab = output.rows();
+        let model = Model {
+            embed,
+            layers,
+            out_norm: g.weight("output_norm.weight")?.to_f32(),
+            output,
+            rope_factors: opt_vec("rope_freqs.weight".to_string())?,
+            config,
+        };
+        model.check_shapes()?;
+        Ok(model)
+    }
+
+    fn check_shapes(&self) -> Result<()> {
+        let c = &self.config;
+        let ok = self.embed.cols() == c.hidden
+            && self.output.cols() == c.hidden
+            && self.layers.iter().all(|l| {
+                l.q.rows() == c.q_dim()
+                    && l.k.rows() == c.kv_dim()
+                    && l.v.rows() == c.kv_dim()
+                    && l.o.cols() == c.q_dim()
+                    && l.gate.rows() == l.up.rows()
+                    && l.down.cols() == l.up.rows()
+            })
+            && c.heads % c.kv_heads == 0
+            && c.head_dim % 2 == 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Model(format!(
+                "tensor shapes do not match the {} metadata",
+                c.arch_name
+            )))
+        }
+    }
+
+    pub fn new_cache(&self) -> Cache {
+        Cache {
+            k: vec![Vec::new(); self.config.layers],
+            v: vec![Vec::new(); self.config.layers],
+            tokens: Vec::new(),
+        }
+    }
+
+    pub fn kv_dim(&self) -> usize {
+        self.config.kv_dim()
+    }
+
+    /// Runs `tokens` after what `cache` holds and returns logits (`vocab` per requested
+    /// position, row-major), on the current rayon pool.
+    pub fn forward(&self, tokens: &[u32], cache: &mut Cache, logits: Logits) -> Result<Vec<f32>> {
+        let mut out = self.forward_batch(&mut [(tokens, cache)], logits)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// One forward pass over several sequences at once: every linear layer multiplies the
+    /// rows of all of them together (one read of the weights), attention runs per sequence
+    /// over its own cache. Returns each sequence's logits.
+    pub fn forward_batch(
+        &self,
+        batch: &mut [(&[u32], &mut Cache)],
+        logits: Logits,
+    ) -> Result<Vec<Vec<f32>>> {
+        let c = &self.config;
+        for (tokens, cache) in batch.iter() {
+            if tokens.is_empty() {
+                return Err(Error::InvalidInput("no tokens to run".into()));
+            }
+            if cache.len() + tokens.len() > c.context {
+                return Err(Error::InvalidInput(format!(
+                    "{} tokens exceed the model's context of {}",
+                    cache.len() + tokens.len(),
+                    c.context
+                )));
+            }
+            if let Some(&bad) = tokens.iter().find(|&&id| id as usize >= self.embed.rows()) {
+                return Err(Error::InvalidInput(format!(
+                    "token id {bad} is outside the vocabulary"
+                )));
+            }
+        }
+        let t: usize = batch.iter().map(|(tokens, _)| tokens.len()).sum();
+        let h = c.hidden;
+        let mut x = vec![0f32; t * h];
+        for (row, &id) in x
+            .chunks_exact_mut(h)
+            .zip(batch.iter().flat_map(|(tokens, _)| tokens.iter()))
+        {
+            self.embed.row_into(id as usize, row);
+            if c.embed_scale != 1.0 {
+                row.iter_mut().for_each(|v| *v *= c.embed_scale);
+            }
+        }
+        let positions: Vec<usize> = batch
+            .iter()
+            .flat_map(|(tokens, cache)| cache.len()..cache.len() + tokens.len())
+            .collect();
+        let rope_global = self.rope_table(c.rope_base, &positions);
+        let rope_local = (c.sliding_window.is_some() && c.rope_base_local != c.rope_base)
+            .then(|| self.rope_table(c.rope_base_local, &positions));
+        let mut normed = vec![0f32; t * h];
+        let mut q = vec![0f32; t * c.q_dim()];
+        let mut k = vec![0f32; t * c.kv_dim()];
+        let mut v = vec![0f32; t * c.kv_dim()];
+        let mut att = vec![0f32; t * c.q_dim()];
+        let mut proj = vec![0f32; t * h];
+        let ffn = self.layers.first().map_or(0, |l| l.up.rows());
+        let mut gate = vec![0f32; t * ffn];
+        let mut up = vec![0f32; t * ffn];
+        for (li, layer) in self.layers.iter().enumerate() {
+            normed.copy_from_slice(&x);
+            kernels::rms_norm(&mut normed, &layer.attn_norm, c.eps);
+            layer.q.matmul(&normed, t, &mut q);
+            layer.k.matmul(&normed, t, &mut k);
+            layer.v.matmul(&normed, t, &mut v);
+            add_bias(&mut q, &layer.q_bias);
+            add_bias(&mut k, &layer.k_bias);
+            add_bias(&mut v, &layer.v_bias);
+            if let Some(w) = &layer.q_norm {
+                kernels::rms_norm(&mut q, w, c.eps);
+            }
+            if let Some(w) = &layer.k_norm {
+                kernels::rms_norm(&mut k, w, c.eps);
+            }
+            let table = match (&rope_local, layer.sliding) {
+                (Some(local), true) => local,
+                _ => &rope_global,
+            };
+            self.apply_rope(&mut q, table);
+            self.apply_rope(&mut k, table);
+            let window = if layer.sliding { c.sliding_window } else { None };
+            let mut row = 0;
+            for (tokens, cache) in batch.iter_mut() {
+                let n = tokens.len();
+                let pos0 = cache.len();
+                cache.k[li].extend_from_slice(&k[row * c.kv_dim()..(row + n) * c.kv_dim()]);
+                cache.v[li].extend_from_slice(&v[row * c.kv_dim()..(row + n) * c.kv_dim()]);
+                self.attention(
+                    &q[row * c.q_dim()..(row + n) * c.q_dim()],
+                    &cache.k[li],
+                    &cache.v[li],
+                    pos0,
+                    window,
+                    &mut att[row * c.q_dim()..(row + n) * c.q_dim()],
+                );
+                row += n;
+            }
+            layer.o.matmul(&att, t, &mut proj);
+            if let Some(w) = &layer.post_attn_norm {
+                kernels::rms_norm(&mut proj, w, c.eps);
+            }
+            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+
+            normed.copy_from_slice(&x);
+            kernels::rms_norm(&mut normed, &layer.ffn_norm, c.eps);
+            layer.gate.matmul(&normed, t, &mut gate);
+            layer.up.matmul(&normed, t, &mut up);
+            gate.par_chunks_mut(ffn)
+                .zip(up.par_chunks(ffn))
+                .for_each(|(g, u)| kernels::gated(c.activation, g, u));
+            layer.down.matmul(&gate, t, &mut proj);
+            if let Some(w) = &layer.post_ffn_norm {
+                kernels::rms_norm(&mut proj, w, c.eps);
+            }
+            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let mut row = 0;
+        for (tokens, cache) in batch.iter_mut() {
+            let n = tokens.len();
+            cache.tokens.extend_from_slice(tokens);
+            let wanted = match logits {
+                Logits::Last => row + n - 1..row + n,
+                Logits::All => row..row + n,
+            };
+            let mut rows = x[wanted.start * h..wanted.end * h].to_vec();
+            kernels::rms_norm(&mut rows, &self.out_norm, c.eps);
+            let mut out = vec![0f32; wanted.len() * c.vocab];
+            self.output.matmul(&rows, wanted.len(), &mut out);
+            results.push(out);
+            row += n;
+        }
+        Ok(results)
+    }
+
+    /// cos/sin of every rotation angle at `positions`: `[positions][head_dim/2]` each.
+    fn rope_table(&self, base: f32, positions: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        let half = self.config.head_dim / 2;
+        let inv: Vec<f32> = (0..half)
+            .map(|i| {
+                let f = base.powf(-2.0 * i as f32 / self.config.head_dim as f32);
+                match &self.rope_factors {
+                    Some(factors) => f / factors.get(i).copied().unwrap_or(1.0),
+                    None => f,
+                }
+            })
+            .collect();
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(positions.len() * half);
+        for &p in positions {
+            let p = p as f32 / self.config.rope_scale;
+            for f in &inv {
+                let (s, c) = (p * f).sin_cos();
+                cos.push(c);
+                sin.push(s);
+            }
+        }
+        (cos, sin)
+    }
+
+    fn apply_rope(&self, x: &mut [f32], (cos, sin): &(Vec<f32>, Vec<f32>)) {
+        let hd = self.config.head_dim;
+        let half = hd / 2;
+        let per_token = x.len() / (cos.len() / half);
+        for (row, (c, s)) in x
+            .chunks_exact_mut(per_token)
+            .zip(cos.chunks_exact(half).zip(sin.chunks_exact(half)))
+        {
+            for head in row.chunks_exact_mut(hd) {
+                for i in 0..half {
+                    let (a, b) = if self.config.rope_neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+                    let (x0, x1) = (head[a], head[b]);
+                    head[a] = x0 * c[i] - x1 * s[i];
+                    head[b] = x0 * s[i] + x1 * c[i];
+                }
+            }
+        }
+    }
+
+    /// Causal attention of the new queries `q` (positions `pos0..`) over the cached
+    /// keys/values (which already include the new positions).
+    fn attention(
+        &self,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        pos0: usize,
+        window: Option<usize>,
+        out: &mut [f32],
+    ) {
+        let c = &self.config;
+        let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
+        let t = q.len() / qd;
+        let group = c.heads / c.kv_heads;
+        if t <= DECODE_ROWS {
+            self.attention_decode(q, keys, values, pos0, window, out);
+            return;
+        }
+        let blocks = t.div_ceil(QUERY_BLOCK);
+        let dst = SharedMut(out.as_mut_ptr());
+        (0..c.heads * blocks)
+            .into_par_iter()
+            .for_each_init(Vec::new, |scores: &mut Vec<f32>, job| {
+                let dst = dst;
+                let (head, block) = (job / blocks, job % blocks);
+                let kv_head = head / group;
+                let i0 = block * QUERY_BLOCK;
+                let rows = QUERY_BLOCK.min(t - i0);
+                // keys any row of this block may see
+                let last = pos0 + i0 + rows; // exclusive
+                let first = window.map_or(0, |w| (pos0 + i0 + 1).saturating_sub(w));
+                let n = last - first;
+                scores.resize(rows * n, 0.0);
+                // SAFETY: all operands lie inside their buffers (rows i0..i0+rows of q, head
+                // columns; cached positions first..last, kv-head columns), and each job writes
+                // only its own rows × head columns of `out`.
+                unsafe {
+                    gemm(
+                        rows,
+                        n,
+                        hd,
+                        scores.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        q.as_ptr().add(i0 * qd + head * hd),
+                        1,
+                        qd as isize,
+                        keys.as_ptr().add(first * kvd + kv_head * hd),
+                        kvd as isize,
+                        1,
+                        0.0,
+                        c.attn_scale,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+                for (r, row) in scores.chunks_exact_mut(n).enumerate() {
+                    let pos = pos0 + i0 + r;
+                    let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w)) - first;
+                    let hi = pos + 1 - first;
+                    kernels::softmax(&mut row[lo..hi]);
+                    row[..lo].fill(0.0);
+                    row[hi..].fill(0.0);
+                }
+                unsafe {
+                    gemm(
+                        rows,
+                        hd,
+                        n,
+                        dst.0.add(i0 * qd + head * hd),
+                        1,
+                        qd as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        n as isize,
+                        values.as_ptr().add(first * kvd + kv_head * hd),
+                        1,
+                        kvd as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+            });
+    }
+
+    /// Attention for a few new rows (decoding), by plain dot products and sums in a fixed
+    /// order: the result depends only on the values, never on where the cache sits in memory,
+    /// so greedy decoding is reproducible across runs and cache reuse.
+    fn attention_decode(
+        &self,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        pos0: usize,
+        window: Option<usize>,
+        out: &mut [f32],
+    ) {
+        let c = &self.config;
+        let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
+        let group = c.heads / c.kv_heads;
+        let t = q.len() / qd;
+        let dst = SharedMut(out.as_mut_ptr());
+        (0..c.heads * t).into_par_iter().for_each(|job| {
+            let dst = dst;
+            let (head, r) = (job / t, job % t);
+            let kv_head = head / group;
+            let pos = pos0 + r;
+            let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            let query = &q[r * qd + head * hd..r * qd + (head + 1) * hd];
+            let mut scores: Vec<f32> = (first..=pos)
+                .map(|j| {
+                    let key = &keys[j * kvd + kv_head * hd..j * kvd + (kv_head + 1) * hd];
+                    kernels::dot(query, key) * c.attn_scale
+                })
+                .collect();
+            kernels::softmax(&mut scores);
+            // SAFETY: each job owns row r × head columns of `out`.
+            let o = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * qd + head * hd), hd) };
+            o.fill(0.0);
+            for (j, p) in (first..=pos).zip(&scores) {
+                kernels::axpy(*p, &values[j * kvd + kv_head * hd..j * kvd + (kv_head + 1) * hd], o);
+            }
+        });
+    }
+}
+
+fn add_bias(x: &mut [f32], bias: &Option<Vec<f32>>) {
+    if let Some(b) = bias {
+        for row in x.chunks_exact_mut(b.len()) {
+            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }
+    }
+}

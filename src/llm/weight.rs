@@ -1,0 +1,353 @@
+//! A weight matrix kept in its file's (quantized) encoding, and the matrix products over it.
+//!
+//! Two strategies, picked by the number of token rows `m`:
+//! - few rows (decoding): the activations are quantized once to the weight's dot-product type and
+//!   every output row is one integer dot product (candle's SIMD `vec_dot` kernels), threads split
+//!   the output rows — memory-bound, so reading the compact encoding is what matters;
+//! - many rows (prefill, scoring): threads take panels of output rows, dequantize each panel to
+//!   f32 once and multiply it with all `m` rows by a cache-blocked GEMM — compute-bound, so the
+//!   dequantization cost is shared by every token of the prompt.
+//!
+//! Both paths see the same activations: the GEMM path rounds them through the dot-product
+//! type first (as llama.cpp does everywhere), so the two differ only by summation order.
+
+use crate::error::{Error, Result};
+use candle_core::quantized::k_quants::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8_0, GgmlType,
+};
+use candle_core::quantized::GgmlDType;
+use gemm::{gemm, Parallelism};
+use memmap2::Mmap;
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Up to this many token rows take the dot-product path.
+pub(crate) const DOT_MAX_ROWS: usize = 4;
+/// Output rows per dequantized panel of the GEMM path.
+const PANEL_ROWS: usize = 64;
+/// Output rows per task of the dot-product path.
+const DOT_CHUNK: usize = 64;
+
+/// Runs `$body` with `$T` bound to the block type of `$dtype`.
+macro_rules! with_block_type {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            GgmlDType::F32 => {
+                type $T = f32;
+                $body
+            }
+            GgmlDType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            GgmlDType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+            GgmlDType::Q4_0 => {
+                type $T = BlockQ4_0;
+                $body
+            }
+            GgmlDType::Q4_1 => {
+                type $T = BlockQ4_1;
+                $body
+            }
+            GgmlDType::Q5_0 => {
+                type $T = BlockQ5_0;
+                $body
+            }
+            GgmlDType::Q5_1 => {
+                type $T = BlockQ5_1;
+                $body
+            }
+            GgmlDType::Q8_0 => {
+                type $T = BlockQ8_0;
+                $body
+            }
+            GgmlDType::Q2K => {
+                type $T = BlockQ2K;
+                $body
+            }
+            GgmlDType::Q3K => {
+                type $T = BlockQ3K;
+                $body
+            }
+            GgmlDType::Q4K => {
+                type $T = BlockQ4K;
+                $body
+            }
+            GgmlDType::Q5K => {
+                type $T = BlockQ5K;
+                $body
+            }
+            GgmlDType::Q6K => {
+                type $T = BlockQ6K;
+                $body
+            }
+            GgmlDType::Q8_1 | GgmlDType::Q8K => {
+                unreachable!("checked in Weight::new")
+            }
+        }
+    };
+}
+
+/// Bytes of a mapped file (a GGUF or safetensors checkpoint, or an owned buffer).
+#[derive(Clone)]
+pub enum Storage {
+    Mapped(Arc<Mmap>),
+    Owned(Arc<Vec<u8>>),
+}
+
+impl Storage {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Mapped(m) => m,
+            Storage::Owned(v) => v,
+        }
+    }
+}
+
+/// A `[rows, cols]` weight matrix in its stored encoding; `y = x · Wᵀ` maps `cols` inputs to
+/// `rows` outputs.
+#[derive(Clone)]
+pub struct Weight {
+    dtype: GgmlDType,
+    rows: usize,
+    cols: usize,
+    storage: Storage,
+    range: Range<usize>,
+}
+
+impl Weight {
+    pub(crate) fn new(
+        name: &str,
+        dtype: GgmlDType,
+        rows: usize,
+        cols: usize,
+        map: Arc<Mmap>,
+        range: Range<usize>,
+    ) -> Result<Self> {
+        Self::from_storage(name, dtype, rows, cols, Storage::Mapped(map), range)
+    }
+
+    pub(crate) fn from_storage(
+        name: &str,
+        dtype: GgmlDType,
+        rows: usize,
+        cols: usize,
+        storage: Storage,
+        range: Range<usize>,
+    ) -> Result<Self> {
+        if matches!(dtype, GgmlDType::Q8_1 | GgmlDType::Q8K) {
+            return Err(Error::Model(format!(
+                "tensor {name}: {dtype:?} is an activation format, not a weight format"
+            )));
+        }
+        let align = with_block_type!(dtype, T => std::mem::align_of::<T>());
+        let ptr = storage.bytes()[range.clone()].as_ptr() as usize;
+        if ptr % align != 0 || range.len() != rows * cols / dtype.block_size() * dtype.type_size()
+        {
+            return Err(Error::Model(format!(
+                "tensor {name}: data is misaligned or has the wrong length for {rows}×{cols} {dtype:?}"
+            )));
+        }
+        Ok(Weight {
+            dtype,
+            rows,
+            cols,
+            storage,
+            range,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn dtype(&self) -> GgmlDType {
+        self.dtype
+    }
+
+    fn blocks<T: GgmlType>(&self) -> &[T] {
+        let bytes = &self.storage.bytes()[self.range.clone()];
+        // SAFETY: `new` checked the alignment and that the byte length is a whole number of
+        // `T` blocks (`type_size` is `size_of::<T>()`); every bit pattern is a valid block
+        // (integers and IEEE halves/floats).
+        unsafe {
+            std::slice::from_raw_parts(
+                bytes.as_ptr() as *const T,
+                bytes.len() / std::mem::size_of::<T>(),
+            )
+        }
+    }
+
+    /// Row `r`, dequantized into `out` (`cols` values).
+    pub fn row_into(&self, r: usize, out: &mut [f32]) {
+        with_block_type!(self.dtype, T => {
+            let per_row = self.cols / T::BLCK_SIZE;
+            T::to_float(&self.blocks::<T>()[r * per_row..(r + 1) * per_row], &mut out[..self.cols]);
+        })
+    }
+
+    /// The whole matrix as f32 (for small tensors such as norm weights).
+    pub fn to_f32(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.rows * self.cols];
+        with_block_type!(self.dtype, T => T::to_float(self.blocks::<T>(), &mut out));
+        out
+    }
+
+    /// `out[m × rows] = x[m × cols] · Wᵀ`, on the current rayon pool.
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        assert_eq!(x.len(), m * self.cols, "matmul input shape");
+        assert!(out.len() >= m * self.rows, "matmul output shape");
+        with_block_type!(self.dtype, T => {
+            if m <= DOT_MAX_ROWS {
+                matmul_dot::<T>(self.blocks::<T>(), x, m, self.cols, self.rows, out)
+            } else {
+                matmul_panels::<T>(self.blocks::<T>(), x, m, self.cols, self.rows, out)
+            }
+        })
+    }
+}
+
+/// A raw pointer that tasks writing disjoint elements may share.
+#[derive(Clone, Copy)]
+pub(super) struct SharedMut(pub(super) *mut f32);
+// SAFETY: used only where each task writes its own disjoint set of elements.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+fn matmul_dot<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, out: &mut [f32]) {
+    let kb = k / T::BLCK_SIZE;
+    let mut xq = vec![T::VecDotType::zeros(); m * kb];
+    for (row, q) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
+        T::VecDotType::from_float(row, q);
+    }
+    let dst = SharedMut(out.as_mut_ptr());
+    (0..n.div_ceil(DOT_CHUNK)).into_par_iter().for_each(|c| {
+        let dst = dst;
+        for j in c * DOT_CHUNK..((c + 1) * DOT_CHUNK).min(n) {
+            let wrow = &w[j * kb..(j + 1) * kb];
+            for (i, q) in xq.chunks_exact(kb).enumerate() {
+                let v = T::vec_dot(k, wrow, q);
+                // SAFETY: element (i, j) is written by the one task that owns row chunk c.
+                unsafe { *dst.0.add(i * n + j) = v };
+            }
+        }
+    });
+}
+
+fn matmul_panels<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, out: &mut [f32]) {
+    let kb = k / T::BLCK_SIZE;
+    let mut rounded = vec![0f32; m * k];
+    rounded
+        .par_chunks_mut(k)
+        .zip(x.par_chunks(k))
+        .for_each_init(
+            || vec![T::VecDotType::zeros(); kb],
+            |q, (dst, src)| {
+                T::VecDotType::from_float(src, q);
+                T::VecDotType::to_float(q, dst);
+            },
+        );
+    let x = &rounded;
+    let dst = SharedMut(out.as_mut_ptr());
+    (0..n.div_ceil(PANEL_ROWS))
+        .into_par_iter()
+        .for_each_init(Vec::new, |panel: &mut Vec<f32>, p| {
+            let dst = dst;
+            let j0 = p * PANEL_ROWS;
+            let nb = PANEL_ROWS.min(n - j0);
+            panel.resize(nb * k, 0.0);
+            T::to_float(&w[j0 * kb..(j0 + nb) * kb], panel);
+            // SAFETY: lhs is m×k (row stride k), the panel is nb×k read transposed (k×nb with
+            // column stride k), and the destination block is columns j0..j0+nb of the m×n
+            // output (row stride n), which no other task writes.
+            unsafe {
+                gemm(
+                    m,
+                    nb,
+                    k,
+                    dst.0.add(j0),
+                    1,
+                    n as isize,
+                    false,
+                    x.as_ptr(),
+                    1,
+                    k as isize,
+                    panel.as_ptr(),
+                    k as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::k_quants::BlockQ8_0;
+
+    /// A Q8_0 weight built from known values, and the exact f32 product to compare with.
+    fn q8_weight(rows: usize, cols: usize) -> (Weight, Vec<f32>) {
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| (((i * 7919) % 255) as f32 - 127.0) / 64.0)
+            .collect();
+        let mut blocks = vec![BlockQ8_0::zeros(); rows * cols / 32];
+        BlockQ8_0::from_float(&values, &mut blocks);
+        let mut dequant = vec![0f32; rows * cols];
+        BlockQ8_0::to_float(&blocks, &mut dequant);
+        let bytes: Vec<u8> = unsafe {
+            std::slice::from_raw_parts(
+                blocks.as_ptr() as *const u8,
+                blocks.len() * std::mem::size_of::<BlockQ8_0>(),
+            )
+        }
+        .to_vec();
+        let len = bytes.len();
+        let w = Weight::from_storage(
+            "test",
+            GgmlDType::Q8_0,
+            rows,
+            cols,
+            Storage::Owned(Arc::new(bytes)),
+            0..len,
+        )
+        .unwrap();
+        (w, dequant)
+    }
+
+    #[test]
+    fn both_paths_agree_with_the_f32_product() {
+        let (rows, cols) = (130, 96);
+        let (w, dense) = q8_weight(rows, cols);
+        for m in [1, 3, 17] {
+            let x: Vec<f32> = (0..m * cols).map(|i| ((i % 13) as f32 - 6.0) / 7.0).collect();
+            let mut out = vec![0f32; m * rows];
+            w.matmul(&x, m, &mut out);
+            for i in 0..m {
+                for j in 0..rows {
+                    let exact: f32 = (0..cols).map(|c| x[i * cols + c] * dense[j * cols + c]).sum();
+                    let got = out[i * rows + j];
+                    // the dot path quantizes activations to 8 bits
+                    assert!((got - exact).abs() < 0.02 * (1.0 + exact.abs()), "m={m} ({i},{j}): {got} vs {exact}");
+                }
+            }
+        }
+        let mut row = vec![0f32; cols];
+        w.row_into(5, &mut row);
+        assert_eq!(row, dense[5 * cols..6 * cols]);
+    }
+}
