@@ -3,6 +3,7 @@
 //! stop sequences, streaming and prompt-prefix reuse ([`Llm`]).
 
 pub mod assets;
+pub mod generator;
 pub mod gguf;
 pub mod model;
 pub mod sample;
@@ -10,6 +11,7 @@ pub mod tokenizer;
 pub mod weight;
 
 pub use assets::ensure_default_model;
+pub use generator::{ChatMessage, Generator, Prompt, Scored};
 pub use model::{Cache, Logits, Model};
 pub use sample::{Sampler, SamplingParams};
 pub use tokenizer::{Detokenizer, Tokenizer};
