@@ -2,6 +2,7 @@
 
 use crate::config::{Config, SearchMode};
 use crate::error::{Error, Result};
+use crate::evaluate::Suite;
 use crate::filter::{Access, SearchFilter};
 use crate::index::{parse_date, Index, IngestEvent, SearchRequest};
 use clap::{Parser, Subcommand};
@@ -60,6 +61,42 @@ enum Command {
     Bench {
         #[command(subcommand)]
         which: BenchCommand,
+    },
+    /// Score a model on the benchmark tasks (and check the scores against a gate): exit
+    /// code 0 when every gate threshold holds, 1 when one falls short, 2 for bad arguments
+    /// or a malformed gate file.
+    Eval {
+        /// Comma-separated task names (see eval/tasks/); `rag` names the RAG eval.
+        #[arg(long, value_delimiter = ',')]
+        tasks: Vec<String>,
+        /// A named group of tasks, added to --tasks.
+        #[arg(long, value_enum)]
+        suite: Option<Suite>,
+        /// GGUF checkpoint (default: the configured model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Documents per task: a number (the first N) or `quick` (each task's quick subset,
+        /// spread over its data). Default: all.
+        #[arg(long)]
+        limit: Option<String>,
+        /// Few-shot examples per prompt for tasks that have a few-shot source.
+        #[arg(long)]
+        num_fewshot: Option<usize>,
+        /// Folder for results.json and samples/; a run into the same folder resumes
+        /// (default: <data dir>/eval/<model file name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Thresholds per task and metric (TOML, e.g. eval/gate.toml).
+        #[arg(long)]
+        gate: Option<PathBuf>,
+        /// Folder the task files' data paths are relative to.
+        #[arg(long, default_value = "../shared/bench")]
+        data_root: PathBuf,
+        /// Engine threads (default: the configured number).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long)]
+        json: bool,
     },
     /// Verify that the manifest, tantivy and the vector store agree (after recovering
     /// from an interrupted ingest); exits non-zero when they do not.
@@ -239,6 +276,38 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { which } => bench(&config, which),
+        Command::Eval {
+            tasks,
+            suite,
+            model,
+            limit,
+            num_fewshot,
+            out,
+            gate,
+            data_root,
+            threads,
+            json,
+        } => {
+            let args = EvalArgs {
+                tasks,
+                suite,
+                model,
+                limit,
+                num_fewshot,
+                out,
+                gate,
+                data_root,
+                threads,
+                json,
+            };
+            match eval(&config, args) {
+                Err(e) if crate::evaluate::is_usage_error(&e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+                other => other,
+            }
+        }
         Command::Check { json } => {
             let index = Index::open(&config)?;
             let problems = index.check_consistency()?;
@@ -336,6 +405,143 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Generate { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+struct EvalArgs {
+    tasks: Vec<String>,
+    suite: Option<Suite>,
+    model: Option<PathBuf>,
+    limit: Option<String>,
+    num_fewshot: Option<usize>,
+    out: Option<PathBuf>,
+    gate: Option<PathBuf>,
+    data_root: PathBuf,
+    threads: Option<usize>,
+    json: bool,
+}
+
+fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
+    use anjeon_eval::{Gate, Limit, Outcome, RunConfig};
+    let plan = crate::evaluate::plan(&args.tasks, args.suite)?;
+    crate::evaluate::check_supported(&plan)?;
+    let limit = match args.limit.as_deref().map(str::trim) {
+        None => Limit::All,
+        Some("quick") => Limit::Quick,
+        Some(n) => Limit::First(n.parse().map_err(|_| {
+            Error::InvalidInput(format!("--limit {n}: expected a number or `quick`"))
+        })?),
+    };
+    // A malformed gate is reported before the model is loaded or anything is scored.
+    let gate = args.gate.as_deref().map(Gate::load).transpose()?;
+    let path = match args.model {
+        Some(p) => p,
+        None => config.llm.model_path(&config.cache_dir)?,
+    };
+    if !path.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "--model {}: no such file",
+            path.display()
+        )));
+    }
+    let model = crate::evaluate::model_info(&path)?;
+    let out_dir = args
+        .out
+        .unwrap_or_else(|| config.data_dir.join("eval").join(&model.id));
+    let run_config = RunConfig {
+        data_root: args.data_root,
+        out_dir: out_dir.clone(),
+        model,
+        limit,
+        num_fewshot: args.num_fewshot,
+    };
+    let llm = crate::llm::Llm::load(&path, args.threads.unwrap_or(config.llm.threads))?;
+    let engine = crate::llm::engine::Engine::start(llm, Default::default())?;
+    let bar = progress_bar();
+    bar.set_style(
+        ProgressStyle::with_template("{msg:<28} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let results = crate::evaluate::run_benchmarks(&engine, &plan.tasks, &run_config, &mut |p| {
+        if p.done == 0 {
+            bar.reset();
+            bar.set_length(p.total as u64);
+            bar.set_message(p.task.to_string());
+        }
+        bar.set_position(p.done as u64);
+        if p.resumed > 0 {
+            bar.set_message(format!("{} ({} resumed)", p.task, p.resumed));
+        }
+    })?;
+    bar.finish_and_clear();
+    let report = gate.as_ref().map(|g| g.check(&results));
+    let passed = report.as_ref().is_none_or(|r| r.passed());
+    if args.json {
+        let checks: Vec<serde_json::Value> = report
+            .iter()
+            .flat_map(|r| &r.checks)
+            .map(|c| {
+                serde_json::json!({
+                    "task": c.threshold.task,
+                    "metric": c.threshold.metric,
+                    "min": c.threshold.min,
+                    "max": c.threshold.max,
+                    "value": c.value,
+                    "outcome": match c.outcome {
+                        Outcome::Pass => "pass",
+                        Outcome::Fail => "fail",
+                        Outcome::Missing => "missing",
+                        Outcome::NotRun => "not_run",
+                    },
+                })
+            })
+            .collect();
+        let gate_json = report
+            .as_ref()
+            .map(|_| serde_json::json!({ "passed": passed, "checks": checks }));
+        println!(
+            "{}",
+            serde_json::json!({
+                "out": out_dir,
+                "results": results,
+                "gate": gate_json,
+            })
+        );
+    } else {
+        println!("{:<26} {:<9} {:>7} {:>9} {:>6}", "task", "metric", "value", "± stderr", "n");
+        for (task, metrics) in &results.results {
+            let n = results.n_samples.get(task).map_or(0, |s| s.effective);
+            for (name, value) in metrics {
+                if name.ends_with("_stderr") || name.ends_with("_ci95") {
+                    continue;
+                }
+                let stderr = metrics
+                    .get(&format!("{name}_stderr"))
+                    .and_then(serde_json::Value::as_f64)
+                    .map_or_else(|| "—".to_string(), |s| format!("{s:.4}"));
+                println!(
+                    "{task:<26} {name:<9} {:>7.4} {stderr:>9} {n:>6}",
+                    value.as_f64().unwrap_or(f64::NAN)
+                );
+            }
+        }
+        println!("results: {}", out_dir.join("results.json").display());
+        if let Some(report) = &report {
+            for check in &report.checks {
+                println!("  {check}");
+            }
+            let short = report.shortfalls().count();
+            if short == 0 {
+                println!("gate passed");
+            } else {
+                println!("gate FAILED: {short} threshold(s) not met");
+            }
+        }
+    }
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn report_latency(

@@ -17,6 +17,8 @@ pub enum Error {
     Setup(String),
     #[error(transparent)]
     Ingest(#[from] anjeon_ingest::IngestError),
+    #[error(transparent)]
+    Eval(#[from] anjeon_eval::EvalError),
     #[error("index error: {0}")]
     Index(String),
     #[error("vector store error: {0}")]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod embed;
 pub mod error;
+pub mod evaluate;
 pub mod filter;
 pub mod index;
 mod kernels;

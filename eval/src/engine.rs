@@ -4,11 +4,13 @@
 use crate::error::Result;
 
 /// A continuation's score: the summed log-probability of its tokens given the context,
-/// and whether greedy decoding would have produced exactly those tokens.
+/// whether greedy decoding would have produced exactly those tokens, and how many tokens
+/// the engine's tokenizer made of it (recorded so another engine's scores can be compared).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scored {
     pub logprob: f64,
     pub is_greedy: bool,
+    pub tokens: usize,
 }
 
 /// Anything that can score continuations of a context, like lm-evaluation-harness's

@@ -52,6 +52,7 @@ pub(crate) mod testing {
                 .map(|c| Scored {
                     logprob: -(c.chars().count() as f64),
                     is_greedy: false,
+                    tokens: c.chars().count(),
                 })
                 .collect())
         }

@@ -75,6 +75,9 @@ pub struct ScoredContinuation {
     pub choice: String,
     pub logprob: f64,
     pub is_greedy: bool,
+    /// Tokens the engine scored (0 in records written before this was kept).
+    #[serde(default)]
+    pub tokens: usize,
 }
 
 /// One answer set of a record: its options as continuation indices, the prediction by
@@ -324,6 +327,7 @@ fn record(task: &Task, request: &Request, scored: &[Scored]) -> SampleRecord {
                 choice: choice.clone(),
                 logprob: s.logprob,
                 is_greedy: s.is_greedy,
+                tokens: s.tokens,
             })
             .collect(),
         answers: request
@@ -435,6 +439,7 @@ impl SamplesFile {
                 .map(|c| Scored {
                     logprob: c.logprob,
                     is_greedy: c.is_greedy,
+                    tokens: c.tokens,
                 })
                 .collect(),
         ))
@@ -661,6 +666,7 @@ mod tests {
                 Ok(vec![Scored {
                     logprob: -1.0,
                     is_greedy: false,
+                    tokens: 1,
                 }])
             }
         }

@@ -7,6 +7,7 @@ pub mod generator;
 pub mod gguf;
 pub mod model;
 pub mod sample;
+pub mod scoring;
 pub mod tokenizer;
 pub mod weight;
 

@@ -155,6 +155,7 @@ pub struct Model {
 }
 
 /// Per-sequence attention state: keys and values of every position seen so far.
+#[derive(Clone)]
 pub struct Cache {
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
