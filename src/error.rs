@@ -27,6 +27,9 @@ pub enum Error {
     Model(String),
     #[error("invalid request: {0}")]
     InvalidInput(String),
+    /// A bounded queue is full; the caller may retry later.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl Error {

@@ -62,7 +62,9 @@ impl Config {
     fn from_gguf(g: &GgufFile) -> Result<Self> {
         let name = g
             .string("general.architecture")
-            .ok_or_else(|| Error::Model(format!("{}: no general.architecture", g.path().display())))?
+            .ok_or_else(|| {
+                Error::Model(format!("{}: no general.architecture", g.path().display()))
+            })?
             .to_string();
         let arch = Arch::from_name(&name).ok_or_else(|| {
             Error::Model(format!(
@@ -112,7 +114,7 @@ impl Config {
     }
 
     fn is_sliding(&self, layer: usize) -> bool {
-        self.sliding_window.is_some() && (layer + 1) % self.global_every != 0
+        self.sliding_window.is_some() && !(layer + 1).is_multiple_of(self.global_every)
     }
 
     fn q_dim(&self) -> usize {
@@ -263,8 +265,8 @@ impl Model {
                     && l.gate.rows() == l.up.rows()
                     && l.down.cols() == l.up.rows()
             })
-            && c.heads % c.kv_heads == 0
-            && c.head_dim % 2 == 0;
+            && c.heads.is_multiple_of(c.kv_heads)
+            && c.head_dim.is_multiple_of(2);
         if ok {
             Ok(())
         } else {
@@ -369,7 +371,11 @@ impl Model {
             };
             self.apply_rope(&mut q, table);
             self.apply_rope(&mut k, table);
-            let window = if layer.sliding { c.sliding_window } else { None };
+            let window = if layer.sliding {
+                c.sliding_window
+            } else {
+                None
+            };
             let mut row = 0;
             for (tokens, cache) in batch.iter_mut() {
                 let n = tokens.len();
@@ -459,7 +465,11 @@ impl Model {
         {
             for head in row.chunks_exact_mut(hd) {
                 for i in 0..half {
-                    let (a, b) = if self.config.rope_neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+                    let (a, b) = if self.config.rope_neox {
+                        (i, i + half)
+                    } else {
+                        (2 * i, 2 * i + 1)
+                    };
                     let (x0, x1) = (head[a], head[b]);
                     head[a] = x0 * c[i] - x1 * s[i];
                     head[b] = x0 * s[i] + x1 * c[i];
@@ -489,10 +499,9 @@ impl Model {
         }
         let blocks = t.div_ceil(QUERY_BLOCK);
         let dst = SharedMut(out.as_mut_ptr());
-        (0..c.heads * blocks)
-            .into_par_iter()
-            .for_each_init(Vec::new, |scores: &mut Vec<f32>, job| {
-                let dst = dst;
+        (0..c.heads * blocks).into_par_iter().for_each_init(
+            Vec::new,
+            |scores: &mut Vec<f32>, job| {
                 let (head, block) = (job / blocks, job % blocks);
                 let kv_head = head / group;
                 let i0 = block * QUERY_BLOCK;
@@ -541,7 +550,7 @@ impl Model {
                         rows,
                         hd,
                         n,
-                        dst.0.add(i0 * qd + head * hd),
+                        dst.ptr().add(i0 * qd + head * hd),
                         1,
                         qd as isize,
                         false,
@@ -559,7 +568,8 @@ impl Model {
                         Parallelism::None,
                     );
                 }
-            });
+            },
+        );
     }
 
     /// Attention for a few new rows (decoding), by plain dot products and sums in a fixed
@@ -580,7 +590,6 @@ impl Model {
         let t = q.len() / qd;
         let dst = SharedMut(out.as_mut_ptr());
         (0..c.heads * t).into_par_iter().for_each(|job| {
-            let dst = dst;
             let (head, r) = (job / t, job % t);
             let kv_head = head / group;
             let pos = pos0 + r;
@@ -594,10 +603,15 @@ impl Model {
                 .collect();
             kernels::softmax(&mut scores);
             // SAFETY: each job owns row r × head columns of `out`.
-            let o = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * qd + head * hd), hd) };
+            let o =
+                unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(r * qd + head * hd), hd) };
             o.fill(0.0);
             for (j, p) in (first..=pos).zip(&scores) {
-                kernels::axpy(*p, &values[j * kvd + kv_head * hd..j * kvd + (kv_head + 1) * hd], o);
+                kernels::axpy(
+                    *p,
+                    &values[j * kvd + kv_head * hd..j * kvd + (kv_head + 1) * hd],
+                    o,
+                );
             }
         });
     }
