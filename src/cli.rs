@@ -461,8 +461,10 @@ fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
     let engine = crate::llm::engine::Engine::start(llm, Default::default())?;
     let bar = progress_bar();
     bar.set_style(
-        ProgressStyle::with_template("{msg:<28} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{msg:<28} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let results = crate::evaluate::run_benchmarks(&engine, &plan.tasks, &run_config, &mut |p| {
         if p.done == 0 {
@@ -510,7 +512,10 @@ fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
             })
         );
     } else {
-        println!("{:<26} {:<9} {:>7} {:>9} {:>6}", "task", "metric", "value", "± stderr", "n");
+        println!(
+            "{:<26} {:<9} {:>7} {:>9} {:>6}",
+            "task", "metric", "value", "± stderr", "n"
+        );
         for (task, metrics) in &results.results {
             let n = results.n_samples.get(task).map_or(0, |s| s.effective);
             for (name, value) in metrics {

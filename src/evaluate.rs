@@ -163,18 +163,32 @@ mod tests {
 
     #[test]
     fn tasks_and_suites_select_in_order_without_repeats() {
-        let p = plan(&["kobest_copa".into(), "kobest_boolq".into(), "kobest_copa".into()], None).unwrap();
+        let p = plan(
+            &[
+                "kobest_copa".into(),
+                "kobest_boolq".into(),
+                "kobest_copa".into(),
+            ],
+            None,
+        )
+        .unwrap();
         assert_eq!(names(&p), ["kobest_copa", "kobest_boolq"]);
         assert!(!p.rag);
 
         let lb = plan(&[], Some(Suite::Leaderboard)).unwrap();
         assert!(lb.tasks.len() >= 12, "{:?}", names(&lb));
-        assert!(lb.tasks.iter().all(|t| t.tags.iter().any(|g| g == "leaderboard")));
+        assert!(lb
+            .tasks
+            .iter()
+            .all(|t| t.tags.iter().any(|g| g == "leaderboard")));
         assert!(!lb.rag);
 
         let all = plan(&["kobest_copa".into()], Some(Suite::All)).unwrap();
         assert!(all.rag);
-        assert_eq!(names(&all).iter().filter(|n| **n == "kobest_copa").count(), 1);
+        assert_eq!(
+            names(&all).iter().filter(|n| **n == "kobest_copa").count(),
+            1
+        );
 
         assert!(plan(&["rag".into()], None).unwrap().rag);
         assert!(check_supported(&plan(&[], Some(Suite::Rag)).unwrap()).is_err());

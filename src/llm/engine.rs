@@ -8,6 +8,7 @@
 
 use super::chat::ChatTemplate;
 use super::generator::{Generator, Prompt, Scored};
+use super::scoring;
 use super::{Cache, GenerateParams, Generation, Llm, Logits, Sequence};
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -45,7 +46,7 @@ enum Job {
     Score {
         context: Vec<u32>,
         continuations: Vec<Vec<u32>>,
-        reply: Sender<Result<Vec<(f64, bool)>>>,
+        reply: Sender<Result<Vec<Scored>>>,
     },
 }
 
@@ -139,19 +140,6 @@ impl Engine {
             Prompt::Text(_) => Vec::new(),
         }
     }
-
-    fn split_pair(&self, context: &str, continuation: &str) -> Result<(Vec<u32>, Vec<u32>)> {
-        // lm-evaluation-harness: trailing spaces of the context belong to the continuation;
-        // both are encoded together and the continuation is what follows the context's tokens
-        let trimmed = context.trim_end_matches(' ');
-        let moved = &context[trimmed.len()..];
-        let whole = self
-            .llm
-            .encode(&format!("{trimmed}{moved}{continuation}"))?;
-        let ctx = self.llm.encode(trimmed)?;
-        let cut = ctx.len().min(whole.len());
-        Ok((whole[..cut].to_vec(), whole[cut..].to_vec()))
-    }
 }
 
 impl Generator for Engine {
@@ -197,34 +185,19 @@ impl Generator for Engine {
     }
 
     fn loglikelihood(&self, context: &str, continuations: &[String]) -> Result<Vec<Scored>> {
-        let mut ctx = None;
-        let mut conts = Vec::with_capacity(continuations.len());
-        for c in continuations {
-            let (cx, cont) = self.split_pair(context, c)?;
-            ctx.get_or_insert(cx);
-            conts.push(cont);
-        }
-        let Some(ctx) = ctx else {
+        if continuations.is_empty() {
             return Ok(Vec::new());
-        };
+        }
+        let (context, continuations) = scoring::encode_pairs(&self.llm, context, continuations)?;
         let (reply, answer) = mpsc::channel();
         self.submit(Job::Score {
-            context: ctx,
-            continuations: conts.clone(),
+            context,
+            continuations,
             reply,
         })?;
-        let scores = answer
+        answer
             .recv()
-            .map_err(|_| Error::Model("the engine stopped while scoring".into()))??;
-        Ok(scores
-            .into_iter()
-            .zip(&conts)
-            .map(|((logprob, is_greedy), c)| Scored {
-                logprob,
-                is_greedy,
-                tokens: c.len(),
-            })
-            .collect())
+            .map_err(|_| Error::Model("the engine stopped while scoring".into()))?
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize> {
@@ -280,7 +253,7 @@ impl Worker {
                 continuations,
                 reply,
             } => {
-                let _ = reply.send(self.llm.loglikelihood(&context, &continuations));
+                let _ = reply.send(scoring::score_tokens(&self.llm, &context, &continuations));
             }
             Job::Generate {
                 prompt,

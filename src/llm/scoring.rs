@@ -40,7 +40,8 @@ pub fn encode_pairs(
 ) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
     // Python's str.rstrip() strips what str.isspace() calls whitespace, which adds the
     // four information separators to Unicode's White_Space.
-    let kept = context.trim_end_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c));
+    let kept =
+        context.trim_end_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c));
     let moved = &context[kept.len()..];
     if kept.is_empty() {
         let special = llm.tokenizer.special();
@@ -61,7 +62,10 @@ pub fn encode_pairs(
         .iter()
         .map(|c| {
             let whole = llm.encode(&format!("{context}{c}"))?;
-            non_empty(whole.get(context_ids.len()..).unwrap_or_default().to_vec(), c)
+            non_empty(
+                whole.get(context_ids.len()..).unwrap_or_default().to_vec(),
+                c,
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((context_ids, conts))
@@ -90,7 +94,9 @@ pub fn score_tokens(llm: &Llm, context: &[u32], continuations: &[Vec<u32>]) -> R
         return Err(Error::InvalidInput("the context has no tokens".into()));
     }
     if let Some(i) = continuations.iter().position(Vec::is_empty) {
-        return Err(Error::InvalidInput(format!("continuation {i} has no tokens")));
+        return Err(Error::InvalidInput(format!(
+            "continuation {i} has no tokens"
+        )));
     }
     let total = context.len() + continuations.iter().map(Vec::len).max().unwrap_or(0);
     if total > llm.model.config.context {
@@ -124,9 +130,17 @@ pub fn score_tokens(llm: &Llm, context: &[u32], continuations: &[Vec<u32>]) -> R
                 if feed.is_empty() {
                     continue;
                 }
-                match forks[first_fork..].iter_mut().find(|f| f.feed[0] == feed[0]) {
+                match forks[first_fork..]
+                    .iter_mut()
+                    .find(|f| f.feed[0] == feed[0])
+                {
                     Some(fork) => {
-                        let common = fork.feed.iter().zip(feed).take_while(|(a, b)| a == b).count();
+                        let common = fork
+                            .feed
+                            .iter()
+                            .zip(feed)
+                            .take_while(|(a, b)| a == b)
+                            .count();
                         fork.feed.truncate(common);
                         fork.members.push((c, pos));
                     }
@@ -277,28 +291,42 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let (ctx, tails) = encode_pairs(llm, context, &conts).unwrap();
-        assert_eq!(tails[0][0], tails[1][0], "the test needs a shared first token");
+        assert_eq!(
+            tails[0][0], tails[1][0],
+            "the test needs a shared first token"
+        );
         let ours = score_tokens(llm, &ctx, &tails).unwrap();
         for (i, tail) in tails.iter().enumerate() {
             let (alone, greedy) = llm.loglikelihood(&ctx, std::slice::from_ref(tail)).unwrap()[0];
             // Rows computed in a longer or shorter pass round their 8-bit products
             // differently (up to ~0.15 nats a token here); a row used for the wrong position
             // would be off by nats.
-            assert!((ours[i].logprob - alone).abs() < 0.25 * tail.len() as f64, "{i}: {} vs {alone}", ours[i].logprob);
+            assert!(
+                (ours[i].logprob - alone).abs() < 0.25 * tail.len() as f64,
+                "{i}: {} vs {alone}",
+                ours[i].logprob
+            );
             assert_eq!(ours[i].is_greedy, greedy, "{i}");
             assert_eq!(ours[i].tokens, tail.len());
         }
-        assert_eq!(ours[0], ours[4], "the same continuation twice scores the same");
+        assert_eq!(
+            ours[0], ours[4],
+            "the same continuation twice scores the same"
+        );
     }
 
     #[test]
     fn batched_scores_match_one_by_one_and_the_engine() {
         let llm = llm();
         let context = "질문: 식품의약품안전처는 무엇을 하는 기관인가?\n답:";
-        let conts: Vec<String> = [" 식품과 의약품의 안전을 관리한다.", " 날씨를 예보한다.", " 세금"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let conts: Vec<String> = [
+            " 식품과 의약품의 안전을 관리한다.",
+            " 날씨를 예보한다.",
+            " 세금",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let batched = score_continuations(llm, context, &conts).unwrap();
         let (ctx, tails) = encode_pairs(llm, context, &conts).unwrap();
         let reference = llm.loglikelihood(&ctx, &tails).unwrap();
@@ -306,11 +334,18 @@ mod tests {
             assert_eq!(b.tokens, tail.len());
             assert!(b.logprob < 0.0);
             // one batch or one pass per continuation: the same up to the rounding of products
-            assert!((b.logprob - lp).abs() < 0.25 * b.tokens as f64, "{} vs {lp}", b.logprob);
+            assert!(
+                (b.logprob - lp).abs() < 0.25 * b.tokens as f64,
+                "{} vs {lp}",
+                b.logprob
+            );
             assert_eq!(b.is_greedy, *greedy);
         }
         // The agency's job is likelier than the weather.
-        assert!(batched[0].logprob / batched[0].tokens as f64 > batched[1].logprob / batched[1].tokens as f64);
+        assert!(
+            batched[0].logprob / batched[0].tokens as f64
+                > batched[1].logprob / batched[1].tokens as f64
+        );
         // deterministic
         assert_eq!(score_continuations(llm, context, &conts).unwrap(), batched);
     }
