@@ -8,7 +8,8 @@
 # Usage: benches/fidelity.sh [TASK] [N]   (default kobest_copa 50)
 # Env: ANJEON_BIN (default target/release/anjeon), ANJEON_CACHE_DIR, MODEL, THREADS,
 #      LLAMA_BIN (folder with llama-server; default: built by benches/llama_cpp.sh),
-#      DATA_ROOT (default ../shared/bench), OUT (default a temporary folder), PORT.
+#      DATA_ROOT (default ../shared/bench), OUT (default a temporary folder), PORT,
+#      LLAMA_ARGS (more llama-server flags, e.g. "-ctk f32 -ctv f32" for an f32 KV cache).
 set -euo pipefail
 
 TASK="${1:-kobest_copa}"
@@ -20,6 +21,7 @@ THREADS="${THREADS:-2}"
 DATA_ROOT="${DATA_ROOT:-../shared/bench}"
 PORT="${PORT:-18087}"
 OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT"
 
 [[ -f "$MODEL" ]] || { echo "model not found: $MODEL" >&2; exit 1; }
 [[ -x "$ANJEON" ]] || { echo "anjeon binary not found: $ANJEON (cargo build --release)" >&2; exit 1; }
@@ -34,7 +36,7 @@ start=$(date +%s%N)
 ours_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 
 "$LLAMA_BIN/llama-server" -m "$MODEL" -t "$THREADS" -c 4096 --port "$PORT" --host 127.0.0.1 \
-  -np 1 --no-webui >"$OUT/llama-server.log" 2>&1 &
+  -np 1 --no-webui ${LLAMA_ARGS:-} >"$OUT/llama-server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
@@ -42,10 +44,11 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
-python3 - "$OUT/samples/$TASK.jsonl" "$PORT" "$ours_ms" "$TASK" "$MODEL" <<'PY'
+python3 - "$OUT/samples/$TASK.jsonl" "$PORT" "$ours_ms" "$TASK" "$MODEL" "$OUT/pairs.jsonl" <<'PY'
 import json, sys, time, urllib.request
 
 samples, port, ours_s, task, model = sys.argv[1], sys.argv[2], float(sys.argv[3]) / 1000, sys.argv[4], sys.argv[5]
+pairs = open(sys.argv[6], "w", encoding="utf-8")  # per choice: both scores, for a closer look
 base = f"http://127.0.0.1:{port}"
 
 def post(path, body):
@@ -66,18 +69,35 @@ def encode_pair(context, continuation):
     whole = tokenize(context + continuation)
     return ctx, whole[len(ctx):]
 
+ASCII = post("/tokenize", {"content": "a", "add_special": False})["tokens"][0]
+
+def step(prompt, forced, n_probs):
+    return post("/completion", {
+        "prompt": prompt, "n_predict": 1, "n_probs": n_probs, "post_sampling_probs": False,
+        "logit_bias": [[forced, 1000.0]], "temperature": 0, "cache_prompt": True,
+    }).get("completion_probabilities")
+
 def score(ctx, cont):
     """Summed log-probability of `cont` after `ctx`, and whether every token is the argmax."""
     total, greedy, prompt = 0.0, True, list(ctx)
     for tok in cont:
-        r = post("/completion", {
-            "prompt": prompt, "n_predict": 1, "n_probs": 1, "post_sampling_probs": False,
-            "logit_bias": [[tok, 1000.0]], "temperature": 0, "cache_prompt": True,
-        })
-        p = r["completion_probabilities"][0]
-        assert p["id"] == tok, (p["id"], tok)
-        total += p["logprob"]
-        greedy &= p["top_logprobs"][0]["id"] == tok
+        probs = step(prompt, tok, 1)
+        if probs:
+            assert probs[0]["id"] == tok, (probs[0]["id"], tok)
+            lp, top = probs[0]["logprob"], probs[0]["top_logprobs"][0]["id"]
+        else:
+            # A byte token that is not a whole character on its own: the server reports no
+            # probabilities for it, so force a complete token and find it among the rest.
+            for n in (4096, 1 << 20):
+                found = [t for t in step(prompt, ASCII, n)[0]["top_logprobs"]]
+                match = [t["logprob"] for t in found if t["id"] == tok]
+                if match:
+                    lp, top = match[0], found[0]["id"]
+                    break
+            else:
+                raise SystemExit(f"token {tok} has no probability in llama-server's answer")
+        total += lp
+        greedy &= top == tok
         prompt.append(tok)
     return total, greedy
 
@@ -93,6 +113,8 @@ for line in open(samples, encoding="utf-8"):
         ctx, cont = encode_pair(rec["context"], c["continuation"])
         lp, greedy = score(ctx, cont)
         theirs.append(lp)
+        pairs.write(json.dumps({"doc": rec["doc_id"], "continuation": c["continuation"], "tokens": len(cont),
+                                "ours": c["logprob"], "llama_cpp": lp}, ensure_ascii=False) + "\n")
         diffs.append(abs(lp - c["logprob"]))
         same_tokens += len(cont) == c["tokens"]
         greedy_agree += greedy == c["is_greedy"]

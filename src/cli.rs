@@ -65,39 +65,7 @@ enum Command {
     /// Score a model on the benchmark tasks (and check the scores against a gate): exit
     /// code 0 when every gate threshold holds, 1 when one falls short, 2 for bad arguments
     /// or a malformed gate file.
-    Eval {
-        /// Comma-separated task names (see eval/tasks/); `rag` names the RAG eval.
-        #[arg(long, value_delimiter = ',')]
-        tasks: Vec<String>,
-        /// A named group of tasks, added to --tasks.
-        #[arg(long, value_enum)]
-        suite: Option<Suite>,
-        /// GGUF checkpoint (default: the configured model).
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Documents per task: a number (the first N) or `quick` (each task's quick subset,
-        /// spread over its data). Default: all.
-        #[arg(long)]
-        limit: Option<String>,
-        /// Few-shot examples per prompt for tasks that have a few-shot source.
-        #[arg(long)]
-        num_fewshot: Option<usize>,
-        /// Folder for results.json and samples/; a run into the same folder resumes
-        /// (default: <data dir>/eval/<model file name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Thresholds per task and metric (TOML, e.g. eval/gate.toml).
-        #[arg(long)]
-        gate: Option<PathBuf>,
-        /// Folder the task files' data paths are relative to.
-        #[arg(long, default_value = "../shared/bench")]
-        data_root: PathBuf,
-        /// Engine threads (default: the configured number).
-        #[arg(long)]
-        threads: Option<usize>,
-        #[arg(long)]
-        json: bool,
-    },
+    Eval(EvalArgs),
     /// Verify that the manifest, tantivy and the vector store agree (after recovering
     /// from an interrupted ingest); exits non-zero when they do not.
     Check {
@@ -276,30 +244,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { which } => bench(&config, which),
-        Command::Eval {
-            tasks,
-            suite,
-            model,
-            limit,
-            num_fewshot,
-            out,
-            gate,
-            data_root,
-            threads,
-            json,
-        } => {
-            let args = EvalArgs {
-                tasks,
-                suite,
-                model,
-                limit,
-                num_fewshot,
-                out,
-                gate,
-                data_root,
-                threads,
-                json,
-            };
+        Command::Eval(args) => {
             match eval(&config, args) {
                 Err(e) if crate::evaluate::is_usage_error(&e) => {
                     eprintln!("error: {e}");
@@ -410,16 +355,38 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(Debug, clap::Args)]
 struct EvalArgs {
+    /// Comma-separated task names (see eval/tasks/); `rag` names the RAG eval.
+    #[arg(long, value_delimiter = ',')]
     tasks: Vec<String>,
+    /// A named group of tasks, added to --tasks.
+    #[arg(long, value_enum)]
     suite: Option<Suite>,
+    /// GGUF checkpoint (default: the configured model).
+    #[arg(long)]
     model: Option<PathBuf>,
+    /// Documents per task: a number (the first N) or `quick` (each task's quick subset,
+    /// spread over its data). Default: all.
+    #[arg(long)]
     limit: Option<String>,
+    /// Few-shot examples per prompt for tasks that have a few-shot source.
+    #[arg(long)]
     num_fewshot: Option<usize>,
+    /// Folder for results.json and samples/; a run into the same folder resumes
+    /// (default: <data dir>/eval/<model file name>).
+    #[arg(long)]
     out: Option<PathBuf>,
+    /// Thresholds per task and metric (TOML, e.g. eval/gate.toml).
+    #[arg(long)]
     gate: Option<PathBuf>,
+    /// Folder the task files' data paths are relative to.
+    #[arg(long, default_value = "../shared/bench")]
     data_root: PathBuf,
+    /// Engine threads (default: the configured number).
+    #[arg(long)]
     threads: Option<usize>,
+    #[arg(long)]
     json: bool,
 }
 

@@ -83,7 +83,11 @@ fn eval_scores_resumes_and_gates() {
     assert_eq!(report["gate"]["passed"], true);
     let second = records(dir);
     assert_eq!(second.len(), 8, "no duplicate records");
-    assert_eq!(&second[..4], first.as_slice(), "resumed records are kept as they were");
+    assert_eq!(
+        &second[..4],
+        first.as_slice(),
+        "resumed records are kept as they were"
+    );
 
     let results: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("run/results.json")).expect("results.json"),
@@ -93,7 +97,9 @@ fn eval_scores_resumes_and_gates() {
     let copa = &results["results"]["kobest_copa"];
     let acc = copa["acc"].as_f64().expect("acc");
     assert!((0.0..=1.0).contains(&acc));
-    assert!(copa["acc_stderr"].as_f64().is_some_and(|s| s > 0.0 && s < 0.5));
+    assert!(copa["acc_stderr"]
+        .as_f64()
+        .is_some_and(|s| s > 0.0 && s < 0.5));
     assert_eq!(results["n-samples"]["kobest_copa"]["effective"], 8);
     assert_eq!(results["n-samples"]["kobest_copa"]["original"], 1000);
     assert_eq!(results["configs"]["kobest_copa"]["limit"], 8);
@@ -113,7 +119,11 @@ fn eval_scores_resumes_and_gates() {
             assert!(c["continuation"].as_str().unwrap().starts_with(' '));
         }
         let prediction = r["answers"][0]["prediction"].as_u64().unwrap() as usize;
-        let best = if conts[0]["logprob"].as_f64() >= conts[1]["logprob"].as_f64() { 0 } else { 1 };
+        let best = if conts[0]["logprob"].as_f64() >= conts[1]["logprob"].as_f64() {
+            0
+        } else {
+            1
+        };
         assert_eq!(prediction, best);
     }
 
