@@ -56,6 +56,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the web application and the OpenAI-compatible API.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
     /// Measure retrieval quality or search latency (prints figures; see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -239,6 +245,11 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { which } => bench(&config, which),
+        Command::Serve { addr } => {
+            prepare(&config)?;
+            crate::server::serve(&config, addr)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { json } => {
             let index = Index::open(&config)?;
             let problems = index.check_consistency()?;
