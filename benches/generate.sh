@@ -2,6 +2,8 @@
 # Generation speed, ours against llama.cpp, in the same run: `anjeon bench generate` and
 # `llama-bench` on the same GGUF with the same threads, 1024 prompt tokens, 128 generated.
 # Prints one JSON object: both figures and the ratios ours/llama.cpp (goal: >= 1.0).
+# Run it on an otherwise idle machine: with any other load on the 2 cores, llama.cpp's
+# spinning threads collapse (decode fell from 74 to 2 tok/s here while cargo was building).
 # Usage: benches/generate.sh [MODEL.gguf]   (env: ANJEON_BIN, ANJEON_CACHE_DIR, THREADS)
 set -euo pipefail
 
