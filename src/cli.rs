@@ -57,6 +57,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the web application and the OpenAI-compatible API.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
     /// Measure retrieval quality or search latency (prints figures; see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -244,14 +250,17 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { which } => bench(&config, which),
-        Command::Eval(args) => {
-            match eval(&config, args) {
-                Err(e) if crate::evaluate::is_usage_error(&e) => {
-                    eprintln!("error: {e}");
-                    Ok(ExitCode::from(2))
-                }
-                other => other,
+        Command::Eval(args) => match eval(&config, args) {
+            Err(e) if crate::evaluate::is_usage_error(&e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(2))
             }
+            other => other,
+        },
+        Command::Serve { addr } => {
+            prepare(&config)?;
+            crate::server::serve(&config, addr)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Check { json } => {
             let index = Index::open(&config)?;

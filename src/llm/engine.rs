@@ -48,6 +48,20 @@ enum Job {
         continuations: Vec<Vec<u32>>,
         reply: Sender<Result<Vec<Scored>>>,
     },
+    Logprobs {
+        ids: Vec<u32>,
+        reply: Sender<Result<Vec<(f64, u32)>>>,
+    },
+}
+
+/// Per-token log-probabilities of a text (the first token has none), with each token's text,
+/// its character offset in the text, and the most likely token at its position.
+#[derive(Debug, Clone)]
+pub struct EchoLogprobs {
+    pub tokens: Vec<String>,
+    pub logprobs: Vec<Option<f64>>,
+    pub offsets: Vec<usize>,
+    pub top: Vec<Option<String>>,
 }
 
 enum Event {
@@ -139,6 +153,50 @@ impl Engine {
             Prompt::Chat(_) => self.template.stops(),
             Prompt::Text(_) => Vec::new(),
         }
+    }
+
+    /// Log-probabilities of every token of `text` (OpenAI completions with `echo`).
+    pub fn echo_logprobs(&self, text: &str) -> Result<EchoLogprobs> {
+        let ids = self.llm.encode(text)?;
+        if ids.len() >= self.context_tokens() {
+            return Err(Error::InvalidInput(format!(
+                "the prompt has {} tokens; the model's context holds {}",
+                ids.len(),
+                self.context_tokens()
+            )));
+        }
+        let (reply, answer) = mpsc::channel();
+        self.submit(Job::Logprobs {
+            ids: ids.clone(),
+            reply,
+        })?;
+        let scored = answer
+            .recv()
+            .map_err(|_| Error::Model("the engine stopped while scoring".into()))??;
+        let tok = &self.llm.tokenizer;
+        let bos = tok.special().bos;
+        let mut out = EchoLogprobs {
+            tokens: Vec::new(),
+            logprobs: Vec::new(),
+            offsets: Vec::new(),
+            top: Vec::new(),
+        };
+        let mut offset = 0;
+        for (i, &id) in ids.iter().enumerate() {
+            // a BOS the tokenizer added is not part of the text
+            if i == 0 && Some(id) == bos {
+                continue;
+            }
+            let piece = String::from_utf8_lossy(&tok.token_bytes(id)).into_owned();
+            out.offsets.push(offset);
+            offset += piece.chars().count();
+            out.tokens.push(piece);
+            let score = i.checked_sub(1).and_then(|j| scored.get(j));
+            out.logprobs.push(score.map(|s| s.0));
+            out.top
+                .push(score.map(|s| String::from_utf8_lossy(&tok.token_bytes(s.1)).into_owned()));
+        }
+        Ok(out)
     }
 }
 
@@ -254,6 +312,9 @@ impl Worker {
                 reply,
             } => {
                 let _ = reply.send(scoring::score_tokens(&self.llm, &context, &continuations));
+            }
+            Job::Logprobs { ids, reply } => {
+                let _ = reply.send(self.llm.token_logprobs(&ids));
             }
             Job::Generate {
                 prompt,

@@ -220,6 +220,22 @@ impl Llm {
         Ok(out)
     }
 
+    /// For each token after the first: its log-probability given the tokens before it, and
+    /// the most likely token at that position (OpenAI's `echo` + `logprobs`).
+    pub fn token_logprobs(&self, ids: &[u32]) -> Result<Vec<(f64, u32)>> {
+        if ids.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let vocab = self.model.config.vocab;
+        let mut cache = self.model.new_cache();
+        let logits = self.forward(&ids[..ids.len() - 1], &mut cache, Logits::All)?;
+        Ok(logits
+            .chunks_exact(vocab)
+            .zip(&ids[1..])
+            .map(|(row, &id)| (log_softmax_at(row, id as usize), sample::argmax(row)))
+            .collect())
+    }
+
     fn forward_no_logits(&self, tokens: &[u32], cache: &mut Cache) -> Result<()> {
         if !tokens.is_empty() {
             self.forward(tokens, cache, Logits::Last)?;

@@ -299,10 +299,11 @@ mod tests {
         for (i, tail) in tails.iter().enumerate() {
             let (alone, greedy) = llm.loglikelihood(&ctx, std::slice::from_ref(tail)).unwrap()[0];
             // Rows computed in a longer or shorter pass round their 8-bit products
-            // differently (up to ~0.15 nats a token here); a row used for the wrong position
-            // would be off by nats.
+            // differently: " 배" scores -4.45 from the context's prefill row, -4.86 through
+            // the decoding path, and -4.63 in llama.cpp. A row used for the wrong position
+            // would be off by several nats.
             assert!(
-                (ours[i].logprob - alone).abs() < 0.25 * tail.len() as f64,
+                (ours[i].logprob - alone).abs() < 0.5 * tail.len() as f64,
                 "{i}: {} vs {alone}",
                 ours[i].logprob
             );

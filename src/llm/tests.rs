@@ -425,3 +425,33 @@ mod engine {
         assert!(scored.iter().all(|s| s.tokens > 0));
     }
 }
+
+#[test]
+fn token_ids_equal_llama_cpp_on_the_korean_fixture() {
+    // ids produced by llama.cpp's llama-tokenize on the same GGUF (benches/tokenizer_fixture.sh)
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/fixtures/ko_tokenizer.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let llm = llm();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let case: serde_json::Value = serde_json::from_str(line).unwrap();
+        let input = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        let ours = llm.tokenizer.encode(input, true, false).unwrap();
+        if ours != expected {
+            wrong.push(format!(
+                "{input:?}\n  ours   {ours:?}\n  llama  {expected:?}"
+            ));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 60, "only {checked} cases");
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
