@@ -130,6 +130,10 @@ pub struct AnswerConfig {
     pub max_quotes: usize,
     /// A further quote must score at least this share of the best one.
     pub quote_ratio: f32,
+    /// Best-ranked passages whose sentences compete for quotation.
+    pub quote_passages: usize,
+    /// Weight of a sentence's own question coverage against its passage's relevance.
+    pub sentence_weight: f32,
     /// Tokens the model may write (generative mode).
     pub max_tokens: usize,
 }
@@ -144,13 +148,15 @@ impl Default for AnswerConfig {
             coverage_weight: 0.5,
             cosine_floor: 0.75,
             cosine_ceiling: 0.92,
-            min_relevance: 0.45,
+            min_relevance: 0.6,
             context_passages: 4,
             context_tokens: 1536,
             min_support: 0.6,
             support_embedding_weight: 0.0,
             max_quotes: 2,
             quote_ratio: 0.9,
+            quote_passages: 1,
+            sentence_weight: 0.6,
             max_tokens: 160,
         }
     }

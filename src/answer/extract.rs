@@ -9,12 +9,8 @@ use crate::error::Result;
 use crate::index::Index;
 use std::collections::HashSet;
 
-/// Passages whose sentences compete for quotation (the best-ranked few).
-const QUOTED_PASSAGES: usize = 3;
 /// Sentences shorter than this (in characters) are headings or fragments.
 const MIN_SENTENCE_CHARS: usize = 8;
-/// Weight of the sentence's own question coverage against its passage's relevance.
-const SENTENCE_WEIGHT: f32 = 0.6;
 
 /// The sentences to quote, best first, citing their packed passage numbers.
 pub fn best_sentences(
@@ -24,14 +20,14 @@ pub fn best_sentences(
     config: &AnswerConfig,
 ) -> Result<Vec<CitedSentence>> {
     let mut candidates: Vec<(f32, usize, String)> = Vec::new();
-    for (i, s) in packed.iter().enumerate().take(QUOTED_PASSAGES) {
+    for (i, s) in packed.iter().enumerate().take(config.quote_passages.max(1)) {
         for sentence in sentences(&s.hit.text) {
             if sentence.chars().count() < MIN_SENTENCE_CHARS || is_instruction(&sentence) {
                 continue;
             }
             let present: HashSet<String> = index.analyse(&sentence)?.into_iter().collect();
-            let score = SENTENCE_WEIGHT * terms.coverage(&present)
-                + (1.0 - SENTENCE_WEIGHT) * s.relevance;
+            let w = config.sentence_weight;
+            let score = w * terms.coverage(&present) + (1.0 - w) * s.relevance;
             candidates.push((score, i + 1, sentence));
         }
     }

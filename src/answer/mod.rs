@@ -7,6 +7,8 @@
 //! ─verify.rs─▶ verdicts, re-citation ─guard.rs─▶ leak guard, PII ─▶ Answer | refusal
 //! ```
 
+#[cfg(test)]
+mod calibrate;
 mod extract;
 mod guard;
 pub mod local;
