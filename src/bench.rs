@@ -227,7 +227,8 @@ pub struct GenerateScore {
 }
 
 /// Korean text the benchmark prompt is made of (our own sentences).
-const BENCH_TEXT: &str = "식품의약품안전처는 국민이 안심하고 먹을 수 있도록 식품과 의약품의 안전을 관리한다. \
+const BENCH_TEXT: &str =
+    "식품의약품안전처는 국민이 안심하고 먹을 수 있도록 식품과 의약품의 안전을 관리한다. \
     건강기능식품을 고를 때에는 기능성 원료와 섭취량, 주의사항을 꼼꼼히 확인해야 한다. \
     부적합 판정을 받은 제품은 회수되며, 소비자는 구입처에 반품하거나 신고할 수 있다. ";
 

@@ -370,7 +370,10 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
         let llm = crate::llm::Llm::load(&path, threads.unwrap_or(config.llm.threads))?;
         let r = crate::bench::generate(&llm, prompt_tokens, gen_tokens, repetitions)?;
         if json {
-            println!("{}", serde_json::to_string(&r).map_err(|e| Error::Model(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string(&r).map_err(|e| Error::Model(e.to_string()))?
+            );
         } else {
             println!(
                 "{}: prefill {:.1} tok/s ({} tokens), decode {:.1} tok/s ({} tokens), ttft {:.0} ms, {} threads",

@@ -273,9 +273,7 @@ pub(crate) fn gated(act: Gated, gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
         let x = *g;
         let a = match act {
-            Gated::GeluTanh => {
-                0.5 * x * (1.0 + (GELU_C * (x + 0.044_715 * x * x * x)).tanh())
-            }
+            Gated::GeluTanh => 0.5 * x * (1.0 + (GELU_C * (x + 0.044_715 * x * x * x)).tanh()),
             Gated::Silu => x / (1.0 + (-x).exp()),
         };
         *g = a * u;

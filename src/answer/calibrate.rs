@@ -46,8 +46,16 @@ fn calibrate_on_dev() {
     let mut per_question = Vec::new();
     for q in &questions {
         let terms = QuestionTerms::new(&index, &q.question, &filter).expect("terms");
-        let ranked = retrieve(&index, &q.question, &terms, &filter, 30, &fused_weights, false)
-            .expect("retrieve");
+        let ranked = retrieve(
+            &index,
+            &q.question,
+            &terms,
+            &filter,
+            30,
+            &fused_weights,
+            false,
+        )
+        .expect("retrieve");
         per_question.push((q, ranked));
     }
     println!("weight  floor  top1(gold)  mrr(gold)  | threshold sweep: t answered-answerable refused-unanswerable");
@@ -109,6 +117,11 @@ fn calibrate_on_dev() {
             .iter()
             .map(|s| format!("cov {:.2} cos {:.3}", s.coverage, s.cosine.unwrap_or(0.0)))
             .collect();
-        println!("{} {} gold@{gold:?} {}", q.id, q.answerable, feats.join(" | "));
+        println!(
+            "{} {} gold@{gold:?} {}",
+            q.id,
+            q.answerable,
+            feats.join(" | ")
+        );
     }
 }

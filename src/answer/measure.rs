@@ -235,8 +235,20 @@ mod tests {
             gold_doc: Some("a.md".into()),
             gold_quote: Some("영 제21조제2호 및 제8호의 영업을 하려는 자: 6시간".into()),
         };
-        assert!(holds_gold(&q, "a.md", "가. 영 제21조제2호 및  제8호의 영업을 하려는 자 : 6시간 나."));
-        assert!(!holds_gold(&q, "b.md", "영 제21조제2호 및 제8호의 영업을 하려는 자: 6시간"));
-        assert!(!holds_gold(&q, "a.md", "영 제21조제1호의 영업을 하려는 자: 8시간"));
+        assert!(holds_gold(
+            &q,
+            "a.md",
+            "가. 영 제21조제2호 및  제8호의 영업을 하려는 자 : 6시간 나."
+        ));
+        assert!(!holds_gold(
+            &q,
+            "b.md",
+            "영 제21조제2호 및 제8호의 영업을 하려는 자: 6시간"
+        ));
+        assert!(!holds_gold(
+            &q,
+            "a.md",
+            "영 제21조제1호의 영업을 하려는 자: 8시간"
+        ));
     }
 }

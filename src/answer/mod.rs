@@ -207,7 +207,9 @@ impl<'a> Answerer<'a> {
         let mut timings = Timings::default();
         let asked = question::normalise(&req.question);
         if asked.is_empty() {
-            return Err(Error::InvalidInput("질문이 비어 있습니다 (empty question)".into()));
+            return Err(Error::InvalidInput(
+                "질문이 비어 있습니다 (empty question)".into(),
+            ));
         }
         if asked.chars().count() > question::MAX_QUESTION_CHARS {
             return Err(Error::InvalidInput(format!(
@@ -462,7 +464,11 @@ impl Answerer<'_> {
                 citation(i + 1, s, &quote, public)
             })
             .collect();
-        let scope = if public { "공개 문서" } else { "공개·내부 문서" };
+        let scope = if public {
+            "공개 문서"
+        } else {
+            "공개·내부 문서"
+        };
         let searched = format!("{scope}에서 \"{}\"", terms.terms.join(" "));
         let listed: Vec<String> = closest
             .iter()
@@ -473,11 +479,9 @@ impl Answerer<'_> {
         } else {
             format!(" 가장 가까운 자료: {}.", listed.join(", "))
         };
-        let text = self.prompts.render_refusal(
-            &question::normalise(standalone),
-            &searched,
-            &closest_text,
-        );
+        let text =
+            self.prompts
+                .render_refusal(&question::normalise(standalone), &searched, &closest_text);
         out.emit(&text);
         timings.first_text_ms = out.first_text_ms.unwrap_or_default();
         timings.total_ms = ms(out.start);

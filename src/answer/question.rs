@@ -18,8 +18,22 @@ pub fn normalise(text: &str) -> String {
 /// Words that point back into the conversation: a question containing one leans on the
 /// previous question for its subject.
 const ANAPHORA: [&str; 16] = [
-    "그거", "그것", "그건", "그게", "이거", "이것", "이건", "저거", "거기", "그럼", "그러면",
-    "그렇다면", "그 경우", "그때", "해당", "그 밖",
+    "그거",
+    "그것",
+    "그건",
+    "그게",
+    "이거",
+    "이것",
+    "이건",
+    "저거",
+    "거기",
+    "그럼",
+    "그러면",
+    "그렇다면",
+    "그 경우",
+    "그때",
+    "해당",
+    "그 밖",
 ];
 /// A follow-up this short (in characters, without spaces) rarely names its own subject.
 const SHORT_FOLLOW_UP_CHARS: usize = 12;
@@ -37,7 +51,11 @@ pub fn is_follow_up(question: &str) -> bool {
 ///
 /// `previous_terms` are the analysed content terms (morphemes) of the previous standalone
 /// question, `own_terms` those of the follow-up.
-pub fn rewrite_follow_up(question: &str, previous_terms: &[String], own_terms: &[String]) -> String {
+pub fn rewrite_follow_up(
+    question: &str,
+    previous_terms: &[String],
+    own_terms: &[String],
+) -> String {
     let mut carried: Vec<&str> = Vec::new();
     for t in previous_terms {
         // Single syllables (다, 제) and numbers alone carry no subject.
@@ -54,13 +72,38 @@ pub fn rewrite_follow_up(question: &str, previous_terms: &[String], own_terms: &
 
 /// Words by which a person speaks of their own (or their child's) case.
 const OWN_CASE: [&str; 13] = [
-    "제가", "저는", "저도", "내가", "나는", "저희 아이", "우리 아이", "제 아이", "아이가",
-    "임신 중", "임신중", "먹고 있", "복용 중",
+    "제가",
+    "저는",
+    "저도",
+    "내가",
+    "나는",
+    "저희 아이",
+    "우리 아이",
+    "제 아이",
+    "아이가",
+    "임신 중",
+    "임신중",
+    "먹고 있",
+    "복용 중",
 ];
 /// Words of a medical decision.
 const MEDICAL: [&str; 16] = [
-    "복용", "먹어도", "먹으면", "마셔도", "처방", "증상", "부작용", "질환", "병", "임신", "수유",
-    "투약", "약을", "약이", "치료", "진단",
+    "복용",
+    "먹어도",
+    "먹으면",
+    "마셔도",
+    "처방",
+    "증상",
+    "부작용",
+    "질환",
+    "병",
+    "임신",
+    "수유",
+    "투약",
+    "약을",
+    "약이",
+    "치료",
+    "진단",
 ];
 
 /// Whether the question asks for a judgement on the asker's own health: such questions get a
@@ -77,7 +120,10 @@ mod tests {
     fn normalises_nfd_and_whitespace() {
         let nfd: String = "건강진단".nfd().collect();
         assert_ne!(nfd, "건강진단");
-        assert_eq!(normalise(&format!("  {nfd}은\t\n언제\u{0007} 받나요? ")), "건강진단은 언제 받나요?");
+        assert_eq!(
+            normalise(&format!("  {nfd}은\t\n언제\u{0007} 받나요? ")),
+            "건강진단은 언제 받나요?"
+        );
     }
 
     #[test]
@@ -85,7 +131,9 @@ mod tests {
         assert!(is_follow_up("비용은요?"));
         assert!(is_follow_up("그럼 영업자는 몇 시간 받아야 하나요?"));
         assert!(is_follow_up("해당 제품은 회수 대상인가요?"));
-        assert!(!is_follow_up("HACCP 적용업소 종업원의 신규 교육훈련 시간은 얼마인가요?"));
+        assert!(!is_follow_up(
+            "HACCP 적용업소 종업원의 신규 교육훈련 시간은 얼마인가요?"
+        ));
     }
 
     #[test]
@@ -104,9 +152,17 @@ mod tests {
 
     #[test]
     fn own_medical_cases() {
-        assert!(is_own_medical_case("제가 임신 중인데 이 건강기능식품을 먹어도 되나요?"));
-        assert!(is_own_medical_case("우리 아이가 감기약을 먹고 있는데 부작용이 있나요?"));
-        assert!(!is_own_medical_case("안전상비의약품은 몇 개 품목까지 지정되나요?"));
-        assert!(!is_own_medical_case("제가 식당을 열려면 위생교육을 받아야 하나요?"));
+        assert!(is_own_medical_case(
+            "제가 임신 중인데 이 건강기능식품을 먹어도 되나요?"
+        ));
+        assert!(is_own_medical_case(
+            "우리 아이가 감기약을 먹고 있는데 부작용이 있나요?"
+        ));
+        assert!(!is_own_medical_case(
+            "안전상비의약품은 몇 개 품목까지 지정되나요?"
+        ));
+        assert!(!is_own_medical_case(
+            "제가 식당을 열려면 위생교육을 받아야 하나요?"
+        ));
     }
 }

@@ -219,6 +219,10 @@ mod tests {
         assert_eq!(packed.len(), 3, "duplicates are skipped");
         assert_eq!(pack(&ranked, 2, 1000, &chars).unwrap().len(), 2);
         assert_eq!(pack(&ranked, 5, 25, &chars).unwrap().len(), 1);
-        assert_eq!(pack(&ranked, 5, 1, &chars).unwrap().len(), 1, "the first always fits");
+        assert_eq!(
+            pack(&ranked, 5, 1, &chars).unwrap().len(),
+            1,
+            "the first always fits"
+        );
     }
 }

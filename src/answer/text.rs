@@ -28,8 +28,8 @@ pub fn sentences(text: &str) -> Vec<String> {
             continue;
         }
         current.push(c);
-        let ends = matches!(c, '.' | '?' | '!' | '。')
-            && chars.peek().is_none_or(|n| n.is_whitespace());
+        let ends =
+            matches!(c, '.' | '?' | '!' | '。') && chars.peek().is_none_or(|n| n.is_whitespace());
         // "1." of a list item or "2024." of a date is no sentence end.
         let after_number = c == '.' && {
             let before: String = current.chars().rev().skip(1).take(5).collect();
@@ -134,7 +134,10 @@ pub fn shares_span(a: &str, b: &str, min_chars: usize, allowed: &[&str]) -> bool
         return false;
     }
     let windows: HashSet<&[char]> = b.windows(min_chars).collect();
-    let allowed: Vec<String> = allowed.iter().map(|t| squash(t).into_iter().collect()).collect();
+    let allowed: Vec<String> = allowed
+        .iter()
+        .map(|t| squash(t).into_iter().collect())
+        .collect();
     a.windows(min_chars).any(|w| {
         windows.contains(w) && {
             let s: String = w.iter().collect();
@@ -181,7 +184,10 @@ mod tests {
 
     #[test]
     fn takes_citations_out_of_answers() {
-        let a = cited_sentences("유효기간은 1년입니다 [1]. 만료일 전후 30일 이내에 받습니다. [2][9] 끝 [2, 3]", 3);
+        let a = cited_sentences(
+            "유효기간은 1년입니다 [1]. 만료일 전후 30일 이내에 받습니다. [2][9] 끝 [2, 3]",
+            3,
+        );
         assert_eq!(a.len(), 3, "{a:?}");
         assert_eq!(a[0].text, "유효기간은 1년입니다.");
         assert_eq!(a[0].citations, vec![1]);
@@ -195,11 +201,17 @@ mod tests {
     #[test]
     fn spans_and_containment() {
         let internal = "내부 감사 결과 A업체의 위반 사항은 2026년 3월 현장점검에서 확인되었으며 과징금 부과 예정임";
-        let answer = "A업체의 위반 사항은 2026년 3월 현장점검에서 확인되었으며 과징금 부과 예정입니다";
+        let answer =
+            "A업체의 위반 사항은 2026년 3월 현장점검에서 확인되었으며 과징금 부과 예정입니다";
         assert!(shares_span(answer, internal, 30, &[]));
         assert!(!shares_span(answer, internal, 30, &[internal]));
         assert!(!shares_span("짧은 문장", internal, 30, &[]));
-        assert!(bigram_containment("유효기간 만료일 전후", "건강진단의 유효기간 만료일 전후 각각") > 0.99);
+        assert!(
+            bigram_containment(
+                "유효기간 만료일 전후",
+                "건강진단의 유효기간 만료일 전후 각각"
+            ) > 0.99
+        );
         assert!(bigram_containment("모든 식품은 안전하다", "건강진단의 유효기간") < 0.2);
     }
 }

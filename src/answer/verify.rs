@@ -51,9 +51,8 @@ impl<'a> Verifier<'a> {
     /// e5 similarity of the claim to the passage's sentence most like it, scaled to 0..=1.
     fn semantic_support(&self, claim: &str, passage: &str) -> Result<f32> {
         let mut pieces = sentences(passage);
-        pieces.sort_by(|a, b| {
-            bigram_containment(claim, b).total_cmp(&bigram_containment(claim, a))
-        });
+        pieces
+            .sort_by(|a, b| bigram_containment(claim, b).total_cmp(&bigram_containment(claim, a)));
         pieces.truncate(2);
         let mut texts: Vec<&str> = vec![claim];
         texts.extend(pieces.iter().map(String::as_str));

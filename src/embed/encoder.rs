@@ -2,8 +2,8 @@
 //! one `[tokens, hidden]` matrix (no padding), every linear layer is one matrix product over all
 //! of them, and attention runs per text and head over that text's own tokens.
 
-use crate::kernels;
 use crate::error::{Error, Result};
+use crate::kernels;
 use gemm::{gemm, Parallelism};
 use memmap2::Mmap;
 use rayon::prelude::*;

@@ -426,7 +426,11 @@ impl Index {
 
     /// [`search_with_vector`](Self::search_with_vector), keeping each side's own score of
     /// every hit (BM25 and cosine), for rerankers that want more than the fused rank.
-    pub fn candidates(&self, req: &SearchRequest, vector: Option<&[f32]>) -> Result<Vec<Candidate>> {
+    pub fn candidates(
+        &self,
+        req: &SearchRequest,
+        vector: Option<&[f32]>,
+    ) -> Result<Vec<Candidate>> {
         let k = req.top_k.max(1);
         let pool = self.config.search.candidates.max(k);
         let lexical = || -> Result<Vec<(u64, f32)>> {
@@ -467,8 +471,7 @@ impl Index {
                 let den = dense()?;
                 let lex_ids: Vec<u64> = lex.iter().map(|h| h.0).collect();
                 let den_ids: Vec<u64> = den.iter().map(|h| h.0).collect();
-                let fused =
-                    reciprocal_rank_fusion(&[&lex_ids, &den_ids], self.config.search.rrf_k);
+                let fused = reciprocal_rank_fusion(&[&lex_ids, &den_ids], self.config.search.rrf_k);
                 (fused, lex, den)
             }
         };

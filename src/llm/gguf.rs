@@ -24,8 +24,9 @@ impl GgufFile {
         // SAFETY: model files are read-only inputs; a user rewriting the file under a running
         // engine is outside what we can defend against with a mapping (as for llama.cpp).
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let content = Content::read(&mut Cursor::new(&map[..]))
-            .map_err(|e| Error::Model(format!("{}: not a readable GGUF file: {e}", path.display())))?;
+        let content = Content::read(&mut Cursor::new(&map[..])).map_err(|e| {
+            Error::Model(format!("{}: not a readable GGUF file: {e}", path.display()))
+        })?;
         let this = GgufFile {
             path: path.to_path_buf(),
             map: Arc::new(map),
@@ -59,7 +60,9 @@ impl GgufFile {
         let dtype = info.ggml_dtype;
         let elems = info.shape.elem_count();
         if elems % dtype.block_size() != 0 {
-            return Err(self.err(format!("tensor {name}: {elems} values do not fill {dtype:?} blocks")));
+            return Err(self.err(format!(
+                "tensor {name}: {elems} values do not fill {dtype:?} blocks"
+            )));
         }
         let start = (self.content.tensor_data_offset + info.offset) as usize;
         Ok(start..start + elems / dtype.block_size() * dtype.type_size())
@@ -124,7 +127,11 @@ impl GgufFile {
         let (rows, cols) = match dims {
             [n] => (1, *n),
             [r, c] => (*r, *c),
-            _ => return Err(self.err(format!("tensor {name} has shape {dims:?}, expected 1 or 2 dims"))),
+            _ => {
+                return Err(self.err(format!(
+                    "tensor {name} has shape {dims:?}, expected 1 or 2 dims"
+                )))
+            }
         };
         if cols % info.ggml_dtype.block_size() != 0 {
             return Err(self.err(format!(

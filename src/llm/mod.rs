@@ -127,7 +127,8 @@ impl Llm {
 
     /// Logits of `tokens` after what `cache` holds, on the engine's threads.
     pub fn forward(&self, tokens: &[u32], cache: &mut Cache, logits: Logits) -> Result<Vec<f32>> {
-        self.pool.install(|| self.model.forward(tokens, cache, logits))
+        self.pool
+            .install(|| self.model.forward(tokens, cache, logits))
     }
 
     /// Generates a continuation of `prompt`, reusing whatever prefix of it `cache` already
@@ -296,7 +297,11 @@ impl<'a> StopFilter<'a> {
             .stops
             .iter()
             .filter(|s| !s.is_empty())
-            .filter_map(|s| self.text[search_from..].find(s.as_str()).map(|p| search_from + p))
+            .filter_map(|s| {
+                self.text[search_from..]
+                    .find(s.as_str())
+                    .map(|p| search_from + p)
+            })
             .min();
         if let Some(at) = hit {
             self.text.truncate(at);

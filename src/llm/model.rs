@@ -62,7 +62,9 @@ impl Config {
     fn from_gguf(g: &GgufFile) -> Result<Self> {
         let name = g
             .string("general.architecture")
-            .ok_or_else(|| Error::Model(format!("{}: no general.architecture", g.path().display())))?
+            .ok_or_else(|| {
+                Error::Model(format!("{}: no general.architecture", g.path().display()))
+            })?
             .to_string();
         let arch = Arch::from_name(&name).ok_or_else(|| {
             Error::Model(format!(
@@ -368,7 +370,11 @@ impl Model {
             };
             self.apply_rope(&mut q, table);
             self.apply_rope(&mut k, table);
-            let window = if layer.sliding { c.sliding_window } else { None };
+            let window = if layer.sliding {
+                c.sliding_window
+            } else {
+                None
+            };
             let mut row = 0;
             for (tokens, cache) in batch.iter_mut() {
                 let n = tokens.len();
@@ -458,7 +464,11 @@ impl Model {
         {
             for head in row.chunks_exact_mut(hd) {
                 for i in 0..half {
-                    let (a, b) = if self.config.rope_neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+                    let (a, b) = if self.config.rope_neox {
+                        (i, i + half)
+                    } else {
+                        (2 * i, 2 * i + 1)
+                    };
                     let (x0, x1) = (head[a], head[b]);
                     head[a] = x0 * c[i] - x1 * s[i];
                     head[b] = x0 * s[i] + x1 * c[i];
@@ -488,9 +498,9 @@ impl Model {
         }
         let blocks = t.div_ceil(QUERY_BLOCK);
         let dst = SharedMut(out.as_mut_ptr());
-        (0..c.heads * blocks)
-            .into_par_iter()
-            .for_each_init(Vec::new, |scores: &mut Vec<f32>, job| {
+        (0..c.heads * blocks).into_par_iter().for_each_init(
+            Vec::new,
+            |scores: &mut Vec<f32>, job| {
                 let dst = dst;
                 let (head, block) = (job / blocks, job % blocks);
                 let kv_head = head / group;
@@ -558,7 +568,8 @@ impl Model {
                         Parallelism::None,
                     );
                 }
-            });
+            },
+        );
     }
 
     /// Attention for a few new rows (decoding), by plain dot products and sums in a fixed
@@ -596,7 +607,11 @@ impl Model {
             let o = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * qd + head * hd), hd) };
             o.fill(0.0);
             for (j, p) in (first..=pos).zip(&scores) {
-                kernels::axpy(*p, &values[j * kvd + kv_head * hd..j * kvd + (kv_head + 1) * hd], o);
+                kernels::axpy(
+                    *p,
+                    &values[j * kvd + kv_head * hd..j * kvd + (kv_head + 1) * hd],
+                    o,
+                );
             }
         });
     }

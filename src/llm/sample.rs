@@ -64,7 +64,11 @@ impl Sampler {
             for &id in recent {
                 if let Some(l) = logits.get_mut(id as usize) {
                     if seen.insert(id) {
-                        *l = if *l > 0.0 { *l / p.repeat_penalty } else { *l * p.repeat_penalty };
+                        *l = if *l > 0.0 {
+                            *l / p.repeat_penalty
+                        } else {
+                            *l * p.repeat_penalty
+                        };
                     }
                 }
             }
@@ -75,7 +79,11 @@ impl Sampler {
         let mut candidates: Vec<(u32, f32)> = if p.top_k > 0 && p.top_k < logits.len() {
             top_k(logits, p.top_k)
         } else {
-            logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect()
+            logits
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| (i as u32, l))
+                .collect()
         };
         candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
         let max = candidates[0].1;
@@ -142,7 +150,9 @@ fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
             heap.push(Reverse(Entry(l, i as u32)));
         }
     }
-    heap.into_iter().map(|Reverse(Entry(l, i))| (i, l)).collect()
+    heap.into_iter()
+        .map(|Reverse(Entry(l, i))| (i, l))
+        .collect()
 }
 
 #[cfg(test)]
@@ -165,19 +175,29 @@ mod tests {
         p.top_k = 2;
         let draws: Vec<u32> = {
             let mut s = Sampler::new(p.clone());
-            (0..200).map(|_| s.sample(&mut logits.clone(), &[])).collect()
+            (0..200)
+                .map(|_| s.sample(&mut logits.clone(), &[]))
+                .collect()
         };
         let again: Vec<u32> = {
             let mut s = Sampler::new(p.clone());
-            (0..200).map(|_| s.sample(&mut logits.clone(), &[])).collect()
+            (0..200)
+                .map(|_| s.sample(&mut logits.clone(), &[]))
+                .collect()
         };
         assert_eq!(draws, again, "same seed, same draws");
-        assert!(draws.iter().all(|&d| d == 1 || d == 3), "top-k 2 keeps two tokens");
+        assert!(
+            draws.iter().all(|&d| d == 1 || d == 3),
+            "top-k 2 keeps two tokens"
+        );
         let ones = draws.iter().filter(|&&d| d == 1).count();
         // p(1) = e^2 / (e^2 + e^1.9) ≈ 0.525
         assert!((80..130).contains(&ones), "{ones} of 200");
         p.top_p = 0.5;
         let mut s = Sampler::new(p);
-        assert!((0..50).all(|_| s.sample(&mut logits, &[]) == 1), "top-p 0.5 keeps the best");
+        assert!(
+            (0..50).all(|_| s.sample(&mut logits, &[]) == 1),
+            "top-p 0.5 keeps the best"
+        );
     }
 }

@@ -26,13 +26,18 @@ fn logits_match_candles_gemma3_on_the_same_file() {
     use candle_transformers::models::quantized_gemma3::ModelWeights;
     let llm = llm();
     let ids = llm.encode(PROMPT).unwrap();
-    let ours = llm.forward(&ids, &mut llm.model.new_cache(), Logits::Last).unwrap();
+    let ours = llm
+        .forward(&ids, &mut llm.model.new_cache(), Logits::Last)
+        .unwrap();
 
     let path = ensure_default_model(&crate::test_cache_dir()).unwrap();
     let mut file = std::fs::File::open(&path).unwrap();
     let content = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
     let mut reference = ModelWeights::from_gguf(content, &mut file, &Device::Cpu).unwrap();
-    let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
     let theirs: Vec<f32> = reference
         .forward(&input, 0)
         .unwrap()
@@ -62,15 +67,21 @@ fn cached_batched_and_all_position_logits_agree() {
     // the prompt in two pieces through the cache (decode path for the tail)
     let mut cache = llm.model.new_cache();
     let split = ids.len() - 2;
-    llm.forward(&ids[..split], &mut cache, Logits::Last).unwrap();
-    llm.forward(&ids[split..split + 1], &mut cache, Logits::Last).unwrap();
-    let stepped = llm.forward(&ids[split + 1..], &mut cache, Logits::Last).unwrap();
+    llm.forward(&ids[..split], &mut cache, Logits::Last)
+        .unwrap();
+    llm.forward(&ids[split..split + 1], &mut cache, Logits::Last)
+        .unwrap();
+    let stepped = llm
+        .forward(&ids[split + 1..], &mut cache, Logits::Last)
+        .unwrap();
     assert!(cosine(last, &stepped) > 0.999);
     assert_eq!(sample::argmax(last), sample::argmax(&stepped));
 
     // two sequences of different lengths in one batch give what each gives alone
     let other = llm.encode("부적합 식품은 회수하여 폐기한다.").unwrap();
-    let alone = llm.forward(&other, &mut llm.model.new_cache(), Logits::Last).unwrap();
+    let alone = llm
+        .forward(&other, &mut llm.model.new_cache(), Logits::Last)
+        .unwrap();
     let (mut c1, mut c2) = (llm.model.new_cache(), llm.model.new_cache());
     let both = llm
         .install(|| {
@@ -114,9 +125,21 @@ fn greedy_generation_is_deterministic_korean_and_reuses_the_prefix() {
     // the same (its logits are bit-identical), later ones may differ at near-ties because
     // one-token and prompt-sized products round differently (as in llama.cpp).
     let second = llm
-        .generate(&mut cache, &ids, &GenerateParams { max_tokens: 1, ..params.clone() }, &mut |_| true)
+        .generate(
+            &mut cache,
+            &ids,
+            &GenerateParams {
+                max_tokens: 1,
+                ..params.clone()
+            },
+            &mut |_| true,
+        )
         .unwrap();
-    assert_eq!(second.reused_tokens, ids.len() - 1, "the prompt came from the cache");
+    assert_eq!(
+        second.reused_tokens,
+        ids.len() - 1,
+        "the prompt came from the cache"
+    );
     assert!(
         !second.text.is_empty() && first.text.starts_with(&second.text),
         "{:?} vs {:?}",
@@ -173,7 +196,9 @@ fn loglikelihood_prefers_the_sensible_continuation() {
     let mut all_ids = context.clone();
     all_ids.extend(&cont);
     let vocab = llm.model.config.vocab;
-    let all = llm.forward(&all_ids, &mut llm.model.new_cache(), Logits::All).unwrap();
+    let all = llm
+        .forward(&all_ids, &mut llm.model.new_cache(), Logits::All)
+        .unwrap();
     let expected: f64 = (0..cont.len())
         .map(|i| {
             let row = &all[(context.len() - 1 + i) * vocab..(context.len() + i) * vocab];
@@ -181,7 +206,11 @@ fn loglikelihood_prefers_the_sensible_continuation() {
         })
         .sum();
     // the same sum by a differently split computation: equal up to rounding chaos
-    assert!((expected - scored[0].0).abs() < 0.3, "{expected} vs {}", scored[0].0);
+    assert!(
+        (expected - scored[0].0).abs() < 0.3,
+        "{expected} vs {}",
+        scored[0].0
+    );
 }
 
 #[test]
@@ -203,7 +232,10 @@ fn detokenizer_never_splits_a_hangul_syllable() {
     let ids = llm.tokenizer.encode(rare, false, false).unwrap();
     assert!(ids.len() > 1, "expected byte fallback, got {ids:?}");
     let mut detok = Detokenizer::default();
-    let pieces: Vec<String> = ids.iter().map(|&id| detok.push(&llm.tokenizer, id)).collect();
+    let pieces: Vec<String> = ids
+        .iter()
+        .map(|&id| detok.push(&llm.tokenizer, id))
+        .collect();
     assert!(pieces[..pieces.len() - 1].iter().all(String::is_empty));
     assert_eq!(pieces.last().unwrap(), rare);
 }
@@ -231,14 +263,21 @@ fn bad_input_is_refused_cleanly() {
     assert!(cache.is_empty(), "a refused pass leaves the cache alone");
     let too_long = vec![2u32; llm.model.config.context];
     assert!(llm
-        .generate(&mut cache, &too_long, &GenerateParams::default(), &mut |_| true)
+        .generate(
+            &mut cache,
+            &too_long,
+            &GenerateParams::default(),
+            &mut |_| true
+        )
         .is_err());
     let broken = std::env::temp_dir().join(format!("anjeon-broken-{}.gguf", std::process::id()));
     let path = ensure_default_model(&crate::test_cache_dir()).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
-    let err = Llm::load(&broken, 1).err().expect("truncated file refused").to_string();
+    let err = Llm::load(&broken, 1)
+        .err()
+        .expect("truncated file refused")
+        .to_string();
     let _ = std::fs::remove_file(&broken);
     assert!(err.contains("truncated") || err.contains("GGUF"), "{err}");
 }
-

@@ -220,7 +220,11 @@ impl SentencePiece {
         }
         specials.sort_by_key(|&id| std::cmp::Reverse(pieces[id as usize].len()));
         specials.retain(|&id| !pieces[id as usize].is_empty());
-        let id_of = |key: &str| gguf.get(key).and_then(super::gguf::value_usize).map(|v| v as u32);
+        let id_of = |key: &str| {
+            gguf.get(key)
+                .and_then(super::gguf::value_usize)
+                .map(|v| v as u32)
+        };
         let special = SpecialIds {
             bos: id_of("tokenizer.ggml.bos_token_id"),
             eos: id_of("tokenizer.ggml.eos_token_id"),
@@ -301,18 +305,19 @@ impl SentencePiece {
             }
         }
         let mut queue = BinaryHeap::new();
-        let try_pair = |symbols: &[Symbol], queue: &mut BinaryHeap<Bigram>, left: usize, right: usize| {
-            let (l, r) = (&symbols[left], &symbols[right]);
-            let merged = &text[l.start..r.start + r.len];
-            if let Some(&id) = self.ids.get(merged) {
-                queue.push(Bigram {
-                    score: self.scores[id as usize],
-                    left,
-                    right,
-                    len: merged.len(),
-                });
-            }
-        };
+        let try_pair =
+            |symbols: &[Symbol], queue: &mut BinaryHeap<Bigram>, left: usize, right: usize| {
+                let (l, r) = (&symbols[left], &symbols[right]);
+                let merged = &text[l.start..r.start + r.len];
+                if let Some(&id) = self.ids.get(merged) {
+                    queue.push(Bigram {
+                        score: self.scores[id as usize],
+                        left,
+                        right,
+                        len: merged.len(),
+                    });
+                }
+            };
         for i in 1..symbols.len() {
             try_pair(&symbols, &mut queue, i - 1, i);
         }

@@ -147,8 +147,7 @@ impl Weight {
         }
         let align = with_block_type!(dtype, T => std::mem::align_of::<T>());
         let ptr = storage.bytes()[range.clone()].as_ptr() as usize;
-        if ptr % align != 0 || range.len() != rows * cols / dtype.block_size() * dtype.type_size()
-        {
+        if ptr % align != 0 || range.len() != rows * cols / dtype.block_size() * dtype.type_size() {
             return Err(Error::Model(format!(
                 "tensor {name}: data is misaligned or has the wrong length for {rows}×{cols} {dtype:?}"
             )));
@@ -258,9 +257,9 @@ fn matmul_panels<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, 
         );
     let x = &rounded;
     let dst = SharedMut(out.as_mut_ptr());
-    (0..n.div_ceil(PANEL_ROWS))
-        .into_par_iter()
-        .for_each_init(Vec::new, |panel: &mut Vec<f32>, p| {
+    (0..n.div_ceil(PANEL_ROWS)).into_par_iter().for_each_init(
+        Vec::new,
+        |panel: &mut Vec<f32>, p| {
             let dst = dst;
             let j0 = p * PANEL_ROWS;
             let nb = PANEL_ROWS.min(n - j0);
@@ -292,7 +291,8 @@ fn matmul_panels<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, 
                     Parallelism::None,
                 );
             }
-        });
+        },
+    );
 }
 
 #[cfg(test)]
@@ -334,15 +334,22 @@ mod tests {
         let (rows, cols) = (130, 96);
         let (w, dense) = q8_weight(rows, cols);
         for m in [1, 3, 17] {
-            let x: Vec<f32> = (0..m * cols).map(|i| ((i % 13) as f32 - 6.0) / 7.0).collect();
+            let x: Vec<f32> = (0..m * cols)
+                .map(|i| ((i % 13) as f32 - 6.0) / 7.0)
+                .collect();
             let mut out = vec![0f32; m * rows];
             w.matmul(&x, m, &mut out);
             for i in 0..m {
                 for j in 0..rows {
-                    let exact: f32 = (0..cols).map(|c| x[i * cols + c] * dense[j * cols + c]).sum();
+                    let exact: f32 = (0..cols)
+                        .map(|c| x[i * cols + c] * dense[j * cols + c])
+                        .sum();
                     let got = out[i * rows + j];
                     // the dot path quantizes activations to 8 bits
-                    assert!((got - exact).abs() < 0.02 * (1.0 + exact.abs()), "m={m} ({i},{j}): {got} vs {exact}");
+                    assert!(
+                        (got - exact).abs() < 0.02 * (1.0 + exact.abs()),
+                        "m={m} ({i},{j}): {got} vs {exact}"
+                    );
                 }
             }
         }
