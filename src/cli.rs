@@ -305,10 +305,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
                 answer
             };
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&answer).map_err(|e| Error::Model(e.to_string()))?
-                );
+                print_json(&answer)?;
             } else {
                 for c in &answer.citations {
                     println!("[{}] {} — {} ({})", c.n, c.title, c.locator, c.doc);
@@ -341,6 +338,12 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string(value).map_err(|e| Error::Model(e.to_string()))?;
+    println!("{text}");
+    Ok(())
 }
 
 /// The language model, loaded only when answers are generated.
@@ -443,10 +446,7 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
             )?;
             let r = crate::answer::measure(&answerer, &questions, role)?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&r).map_err(|e| Error::Model(e.to_string()))?
-                );
+                print_json(&r)?;
             } else {
                 for i in &r.items {
                     println!(

@@ -2,31 +2,12 @@
 //! question the documents do not answer, the leak guard against an internal document,
 //! a poisoned document's instructions not followed, and PII redaction for the public.
 
+mod common;
+
+use common::{anjeon, shared};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
-
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/docs")
-}
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("ANJEON_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache"))
-}
-
-fn anjeon(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anjeon"));
-    cmd.env("ANJEON_DATA_DIR", data)
-        .env("ANJEON_CACHE_DIR", cache_dir())
-        .env_remove("ANJEON_CONFIG")
-        .env_remove("ANJEON_QDRANT_URL")
-        .env_remove("ANJEON_ANSWER_MODE")
-        .current_dir(data.parent().unwrap_or(data));
-    cmd
-}
 
 /// The internal document: an audit note that must never reach a public caller.
 const INTERNAL: &str = "# 2026년 식품위생 내부 감사 보고서\n\n\

@@ -28,9 +28,11 @@ fn is_gold(q: &Question, s: &Scored) -> bool {
 #[ignore]
 fn calibrate_on_dev() {
     let data = std::env::var("ANJEON_RAG_DATA").expect("ANJEON_RAG_DATA: an index of the corpus");
-    let mut config = Config::default();
-    config.data_dir = data.into();
-    config.cache_dir = crate::test_cache_dir();
+    let config = Config {
+        data_dir: data.into(),
+        cache_dir: crate::test_cache_dir(),
+        ..Default::default()
+    };
     let index = Index::open(&config).expect("index");
     let qa = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/qa/dev.jsonl");
     let questions = load_questions(&qa).expect("questions");

@@ -82,9 +82,11 @@ mod tests {
     #[test]
     fn the_leak_guard_finds_copies_of_internal_passages() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut config = crate::config::Config::default();
-        config.data_dir = tmp.path().join("data");
-        config.cache_dir = crate::test_cache_dir();
+        let config = crate::config::Config {
+            data_dir: tmp.path().join("data"),
+            cache_dir: crate::test_cache_dir(),
+            ..Default::default()
+        };
         let index = Index::open(&config).unwrap();
         let secret = "내부 감사 결과 가나다식품의 위반 사항은 2026년 3월 현장점검에서 확인되었으며 과징금 부과 예정임.";
         let file = tmp.path().join("audit.md");

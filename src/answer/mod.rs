@@ -238,24 +238,21 @@ impl<'a> Answerer<'a> {
             self.config.rerank,
         )?;
         timings.retrieval_ms = ms(start);
+        let found = Found {
+            medical: question::is_own_medical_case(&asked),
+            standalone,
+            terms,
+            filter,
+            ranked,
+        };
 
         let mut out = Output::new(start, on_text, req.role == Role::Public);
-        let medical = question::is_own_medical_case(&asked);
-        if medical {
+        if found.medical {
             out.emit(&format!("{}\n", self.prompts.render_medical()));
         }
-        let best = ranked.first().map(|s| s.relevance).unwrap_or(0.0);
+        let best = found.ranked.first().map(|s| s.relevance).unwrap_or(0.0);
         if best < self.config.min_relevance {
-            return self.refuse(
-                out,
-                RefusalReason::WeakRetrieval,
-                &standalone,
-                &terms,
-                &filter,
-                &ranked,
-                medical,
-                timings,
-            );
+            return self.refuse(out, RefusalReason::WeakRetrieval, &found, timings);
         }
         let counter = |t: &str| match self.generator {
             Some(g) => g.count_tokens(t),
@@ -263,7 +260,7 @@ impl<'a> Answerer<'a> {
             None => Ok(t.chars().count()),
         };
         let packed = retrieve::pack(
-            &ranked,
+            &found.ranked,
             self.config.context_passages,
             self.config.context_tokens,
             &counter,
@@ -288,7 +285,7 @@ impl<'a> Answerer<'a> {
                     let cited: Vec<&str> = claim
                         .citations
                         .iter()
-                        .filter_map(|&n| packed.get(n - 1).map(|s| s.hit.text.as_str()))
+                        .filter_map(|&n| packed.get(n.checked_sub(1)?).map(|s| s.hit.text.as_str()))
                         .collect();
                     if guard::leaks_internal(self.index, &claim.text, &cited)? {
                         claim.supported = false;
@@ -312,29 +309,23 @@ impl<'a> Answerer<'a> {
         };
         match self.config.mode {
             AnswerMode::Extractive => {
-                let quotes = extract::best_sentences(self.index, &terms, &packed, &self.config)?;
+                let quotes =
+                    extract::best_sentences(self.index, &found.terms, &packed, &self.config)?;
                 check(&quotes, &mut out)?;
             }
             AnswerMode::Generative => {
                 let generator = self.generator.ok_or_else(|| {
                     Error::Config("generative answers need a language model".into())
                 })?;
-                self.generate(generator, &standalone, &packed, &mut |s| check(s, &mut out))?;
+                self.generate(generator, &found.standalone, &packed, &mut |s| {
+                    check(s, &mut out)
+                })?;
             }
         }
         timings.generation_ms = ms(generation_start) - verification_ms;
         timings.verification_ms = verification_ms;
         if !claims.iter().any(|c| c.supported) {
-            let mut refusal = self.refuse(
-                out,
-                RefusalReason::NoSupportedClaim,
-                &standalone,
-                &terms,
-                &filter,
-                &ranked,
-                medical,
-                timings,
-            )?;
+            let mut refusal = self.refuse(out, RefusalReason::NoSupportedClaim, &found, timings)?;
             refusal.claims = claims;
             return Ok(refusal);
         }
@@ -347,10 +338,10 @@ impl<'a> Answerer<'a> {
             citations,
             claims,
             prompt_version: self.prompts.version.clone(),
-            question: standalone,
+            question: found.standalone.clone(),
             mode: self.config.mode,
             refusal_reason: None,
-            medical_referral: medical,
+            medical_referral: found.medical,
             timings,
         })
     }
@@ -441,18 +432,20 @@ impl Answerer<'_> {
     }
 
     /// A refusal naming what was searched, with the closest passages as its citations.
-    #[allow(clippy::too_many_arguments)]
     fn refuse(
         &self,
         mut out: Output,
         reason: RefusalReason,
-        standalone: &str,
-        terms: &QuestionTerms,
-        filter: &SearchFilter,
-        ranked: &[Scored],
-        medical: bool,
+        found: &Found,
         mut timings: Timings,
     ) -> Result<Answer> {
+        let Found {
+            standalone,
+            terms,
+            filter,
+            ranked,
+            medical,
+        } = found;
         let public = filter.access == [Access::Public];
         let closest: Vec<Citation> = ranked
             .iter()
@@ -491,13 +484,22 @@ impl Answerer<'_> {
             citations: closest,
             claims: Vec::new(),
             prompt_version: self.prompts.version.clone(),
-            question: standalone.to_string(),
+            question: standalone.clone(),
             mode: self.config.mode,
             refusal_reason: Some(reason),
-            medical_referral: medical,
+            medical_referral: *medical,
             timings,
         })
     }
+}
+
+/// What retrieval found for a question, as a refusal reports it.
+struct Found {
+    standalone: String,
+    terms: QuestionTerms,
+    filter: SearchFilter,
+    ranked: Vec<Scored>,
+    medical: bool,
 }
 
 /// Closest passages a refusal shows.
