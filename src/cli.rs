@@ -66,6 +66,10 @@ enum Command {
         /// Extractive or generative (default: answer.mode of the configuration).
         #[arg(long, value_enum)]
         mode: Option<AnswerMode>,
+        /// An earlier question of the same conversation (repeat, oldest first): QUESTION
+        /// may then be a follow-up such as "그럼 비용은요?".
+        #[arg(long = "after", value_name = "EARLIER_QUESTION")]
+        after: Vec<String>,
         /// Print the whole answer as one JSON object instead of streaming text.
         #[arg(long)]
         json: bool,
@@ -270,6 +274,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             question,
             role,
             mode,
+            after,
             json,
         } => {
             let mut config = config;
@@ -289,7 +294,13 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             let request = AskRequest {
                 question,
                 role,
-                history: Vec::new(),
+                history: after
+                    .into_iter()
+                    .map(|question| crate::answer::Turn {
+                        question,
+                        answer: String::new(),
+                    })
+                    .collect(),
             };
             let answer = if json {
                 answerer.answer(&request, &mut |_| true)?

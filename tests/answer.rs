@@ -59,14 +59,20 @@ fn data_dir() -> &'static Path {
 }
 
 fn ask(question: &str, role: &str) -> Value {
+    ask_after(question, role, &[])
+}
+
+fn ask_after(question: &str, role: &str, earlier: &[&str]) -> Value {
     // An index is opened by one process at a time (tantivy's writer lock).
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let data = data_dir();
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let out = anjeon(data)
-        .args(["ask", question, "--json", "--role", role])
-        .output()
-        .unwrap();
+    let mut cmd = anjeon(data);
+    cmd.args(["ask", question, "--json", "--role", role]);
+    for e in earlier {
+        cmd.args(["--after", e]);
+    }
+    let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -124,6 +130,22 @@ fn answers_cite_the_passage_that_says_it() {
             assert!(a["answer"].as_str().unwrap().contains(&format!("[{n}]")));
         }
     }
+}
+
+#[test]
+fn follow_ups_are_answered_in_the_conversation_s_subject() {
+    let a = ask_after(
+        "그럼 유효기간은요?",
+        "public",
+        &["식품위생 분야 종사자 건강진단은 얼마나 자주 받아야 하나요?"],
+    );
+    let standalone = a["question"].as_str().unwrap();
+    assert!(
+        standalone.contains("건강") && standalone.ends_with("그럼 유효기간은요?"),
+        "{a}"
+    );
+    assert_eq!(a["refused"], false, "{a}");
+    assert!(a["answer"].as_str().unwrap().contains("유효기간"), "{a}");
 }
 
 #[test]

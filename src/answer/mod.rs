@@ -16,6 +16,8 @@ pub mod measure;
 pub mod prompt;
 pub mod question;
 pub mod retrieve;
+#[cfg(test)]
+mod tests;
 pub mod text;
 pub mod verify;
 
@@ -280,7 +282,13 @@ impl<'a> Answerer<'a> {
         let mut verification_ms = 0.0;
         let mut check = |sentences: &[CitedSentence], out: &mut Output| -> Result<()> {
             let t = Instant::now();
-            for mut claim in verifier.check(sentences, &packed)? {
+            // A base model that loops repeats its sentences; each is said once.
+            let fresh: Vec<CitedSentence> = sentences
+                .iter()
+                .filter(|s| !claims.iter().any(|c| c.text == s.text))
+                .cloned()
+                .collect();
+            for mut claim in verifier.check(&fresh, &packed)? {
                 if claim.supported && req.role == Role::Public {
                     let cited: Vec<&str> = claim
                         .citations
@@ -462,7 +470,7 @@ impl Answerer<'_> {
         } else {
             "공개·내부 문서"
         };
-        let searched = format!("{scope}에서 \"{}\"", terms.terms.join(" "));
+        let searched = format!("{scope}에서 \"{}\"", searched_words(&terms.terms));
         let listed: Vec<String> = closest
             .iter()
             .map(|c| format!("[{}] {} ({})", c.n, c.title, c.locator))
@@ -602,6 +610,22 @@ fn cite(claims: &[Claim], packed: &[&Scored], public: bool) -> Vec<Citation> {
             Some(citation(n, s, &quote, public))
         })
         .collect()
+}
+
+/// The question's terms as a person would read them: compound parts and single syllables
+/// (verb stems, counters) left out, since the whole words are there.
+fn searched_words(terms: &[String]) -> String {
+    let words: Vec<&str> = terms
+        .iter()
+        .map(String::as_str)
+        .filter(|t| t.chars().count() >= 2)
+        .collect();
+    words
+        .iter()
+        .filter(|t| !words.iter().any(|o| o != *t && o.contains(**t)))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn ms(since: Instant) -> f64 {

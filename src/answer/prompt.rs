@@ -169,10 +169,18 @@ impl Prompts {
 
     /// Where generation must stop: the start of another turn or another passage.
     pub fn stop_sequences(&self) -> Vec<String> {
-        ["\n###", "\n[질문]", "\n[자료]", "<자료", "\n\n"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "\n###",
+            "[질문]",
+            "[답변]",
+            "\n[자료]",
+            "<자료",
+            "</자료",
+            "\n\n",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 
     /// The refusal: what was searched and the closest passages (already formatted).
