@@ -1,6 +1,6 @@
 //! The `anjeon` command line: argument parsing and output formatting over the library.
 
-use crate::answer::{Answerer, AskRequest, LocalGenerator, Role};
+use crate::answer::{Answerer, AskRequest, Role};
 use crate::config::{AnswerMode, Config, SearchMode};
 use crate::error::{Error, Result};
 use crate::filter::{Access, SearchFilter};
@@ -73,6 +73,12 @@ enum Command {
         /// Print the whole answer as one JSON object instead of streaming text.
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the web application and the OpenAI-compatible API.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
     },
     /// Measure retrieval quality or search latency (prints figures; see BENCHMARKS.md).
     Bench {
@@ -324,6 +330,11 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { addr } => {
+            prepare(&config)?;
+            crate::server::serve(&config, addr)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { json } => {
             let index = Index::open(&config)?;
             let problems = index.check_consistency()?;
@@ -357,14 +368,14 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-/// The language model, loaded only when answers are generated.
-fn load_generator(config: &Config) -> Result<Option<LocalGenerator>> {
+/// The language model's engine, started only when answers are generated.
+fn load_generator(config: &Config) -> Result<Option<crate::llm::engine::Engine>> {
     if config.answer.mode != AnswerMode::Generative {
         return Ok(None);
     }
     let path = config.llm.model_path(&config.cache_dir)?;
     let llm = crate::llm::Llm::load(&path, config.llm.threads)?;
-    Ok(Some(LocalGenerator::new(llm)))
+    crate::llm::engine::Engine::start(llm, Default::default()).map(Some)
 }
 
 fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {

@@ -25,9 +25,51 @@ pub enum Error {
     Model(String),
     #[error("invalid request: {0}")]
     InvalidInput(String),
+    /// A bounded queue is full; the caller may retry later.
+    #[error("busy: {0}")]
+    Busy(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// A remote service (a Qdrant server, a remote LLM) failed or could not be reached.
+    #[error("upstream error: {0}")]
+    Upstream(String),
 }
 
 impl Error {
+    /// The HTTP status of each kind of error: the one place where that is decided.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidInput(_) | Error::Ingest(_) => 400,
+            Error::NotFound(_) => 404,
+            Error::TooLarge(_) => 413,
+            Error::Busy(_) => 429,
+            Error::Upstream(_) => 502,
+            Error::Io { .. }
+            | Error::Config(_)
+            | Error::Setup(_)
+            | Error::Index(_)
+            | Error::VectorStore(_)
+            | Error::Model(_) => 500,
+        }
+    }
+
+    /// A short label for metrics and API error bodies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidInput(_) | Error::Ingest(_) => "invalid_request_error",
+            Error::NotFound(_) => "not_found_error",
+            Error::TooLarge(_) => "request_too_large",
+            Error::Busy(_) => "rate_limit_error",
+            Error::Upstream(_) => "upstream_error",
+            Error::Io { .. } => "io_error",
+            Error::Config(_) | Error::Setup(_) => "server_error",
+            Error::Index(_) | Error::VectorStore(_) => "index_error",
+            Error::Model(_) => "model_error",
+        }
+    }
+
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.display().to_string(),

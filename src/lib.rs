@@ -16,6 +16,7 @@ pub mod index;
 mod kernels;
 pub mod llm;
 pub mod manifest;
+pub mod server;
 pub mod setup;
 pub mod vector;
 

@@ -11,7 +11,6 @@
 mod calibrate;
 mod extract;
 mod guard;
-pub mod local;
 pub mod measure;
 pub mod prompt;
 pub mod question;
@@ -22,7 +21,6 @@ pub mod text;
 pub mod verify;
 
 pub use crate::config::AnswerMode;
-pub use local::LocalGenerator;
 pub use measure::{measure, RagItem, RagReport};
 pub use prompt::Prompts;
 

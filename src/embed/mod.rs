@@ -100,6 +100,14 @@ impl Embedder {
         self.embed("passage: ", texts)
     }
 
+    /// Tokens of `text` as the model sees it (for usage reports).
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        self.tokenizer
+            .encode(text, true)
+            .map(|e| e.len())
+            .map_err(|e| Error::Model(format!("tokenizing: {e}")))
+    }
+
     fn embed(&self, prefix: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let encodings = texts
             .iter()

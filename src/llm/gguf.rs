@@ -59,7 +59,7 @@ impl GgufFile {
     ) -> Result<std::ops::Range<usize>> {
         let dtype = info.ggml_dtype;
         let elems = info.shape.elem_count();
-        if elems % dtype.block_size() != 0 {
+        if !elems.is_multiple_of(dtype.block_size()) {
             return Err(self.err(format!(
                 "tensor {name}: {elems} values do not fill {dtype:?} blocks"
             )));

@@ -3,9 +3,12 @@
 //! stop sequences, streaming and prompt-prefix reuse ([`Llm`]).
 
 pub mod assets;
+mod chat;
+pub mod engine;
 pub mod generator;
 pub mod gguf;
 pub mod model;
+mod quant;
 pub mod sample;
 pub mod tokenizer;
 pub mod weight;
@@ -27,6 +30,8 @@ pub struct Llm {
     pub tokenizer: Tokenizer,
     pool: rayon::ThreadPool,
     name: String,
+    /// The Jinja chat template from the model's metadata, if it has one.
+    chat_template: Option<String>,
 }
 
 /// What to generate and when to stop.
@@ -103,11 +108,16 @@ impl Llm {
             tokenizer,
             pool,
             name,
+            chat_template: gguf.string("tokenizer.chat_template").map(str::to_string),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn chat_template(&self) -> Option<&str> {
+        self.chat_template.as_deref()
     }
 
     pub fn threads(&self) -> usize {
@@ -141,75 +151,33 @@ impl Llm {
         params: &GenerateParams,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation> {
-        let start = Instant::now();
-        if prompt.is_empty() {
-            return Err(Error::InvalidInput("the prompt is empty".into()));
-        }
-        let context = self.model.config.context;
-        if prompt.len() >= context {
-            return Err(Error::InvalidInput(format!(
-                "the prompt has {} tokens; the model's context holds {context}",
-                prompt.len()
-            )));
-        }
-        let shared = cache
-            .tokens()
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(prompt.len() - 1);
-        cache.truncate(shared, self.model.kv_dim());
-        let mut logits = self.forward(&prompt[shared..], cache, Logits::Last)?;
-        let ttft_ms = start.elapsed().as_secs_f64() * 1e3;
-        let mut sampler = Sampler::new(params.sampling.clone());
-        let eos = self.tokenizer.special().eos;
-        let mut detok = Detokenizer::default();
-        let mut stream = StopFilter::new(&params.stop);
-        let mut history = prompt.to_vec();
-        let mut produced = 0;
-        let finish = loop {
-            if produced >= params.max_tokens || cache.len() >= context {
-                break Finish::Length;
+        let taken = std::mem::replace(cache, self.model.new_cache());
+        let (mut seq, todo) = Sequence::start(self, taken, prompt, params.clone())?;
+        let mut input = todo;
+        let outcome = loop {
+            let mut logits = match self.forward(&input, &mut seq.cache, Logits::Last) {
+                Ok(l) => l,
+                Err(e) => break Err(e),
+            };
+            let step = seq.step(self, &mut logits);
+            if !step.text.is_empty() && !on_text(&step.text) {
+                seq.cancel();
             }
-            let id = sampler.sample(&mut logits, &history);
-            if Some(id) == eos || self.is_end_of_turn(id) {
-                break Finish::Stop;
+            match step.next {
+                Some(id) if !seq.is_done() => input = vec![id],
+                _ => break Ok(()),
             }
-            produced += 1;
-            history.push(id);
-            let piece = detok.push(&self.tokenizer, id);
-            let (ready, stopped) = stream.push(&piece);
-            if !ready.is_empty() && !on_text(&ready) {
-                break Finish::Cancelled;
-            }
-            if stopped {
-                break Finish::Stop;
-            }
-            if produced >= params.max_tokens || cache.len() >= context {
-                break Finish::Length;
-            }
-            logits = self.forward(&[id], cache, Logits::Last)?;
         };
-        if finish != Finish::Cancelled {
-            let (ready, _) = stream.push(&detok.finish());
-            let tail = ready + &stream.flush();
-            if !tail.is_empty() {
-                on_text(&tail);
-            }
+        let (generation, tail, used) = seq.finish();
+        *cache = used;
+        outcome?;
+        if !tail.is_empty() {
+            on_text(&tail);
         }
-        Ok(Generation {
-            text: stream.text,
-            prompt_tokens: prompt.len(),
-            completion_tokens: produced,
-            reused_tokens: shared,
-            finish,
-            ttft_ms,
-            total_ms: start.elapsed().as_secs_f64() * 1e3,
-        })
+        Ok(generation)
     }
 
-    fn is_end_of_turn(&self, id: u32) -> bool {
+    pub(crate) fn is_end_of_turn(&self, id: u32) -> bool {
         ["<end_of_turn>", "<|im_end|>", "<|eot_id|>", "[|endofturn|]"]
             .iter()
             .any(|t| self.tokenizer.piece_id(t) == Some(id))
@@ -251,11 +219,171 @@ impl Llm {
         Ok(out)
     }
 
+    /// For each token after the first: its log-probability given the tokens before it, and
+    /// the most likely token at that position (OpenAI's `echo` + `logprobs`).
+    pub fn token_logprobs(&self, ids: &[u32]) -> Result<Vec<(f64, u32)>> {
+        if ids.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let vocab = self.model.config.vocab;
+        let mut cache = self.model.new_cache();
+        let logits = self.forward(&ids[..ids.len() - 1], &mut cache, Logits::All)?;
+        Ok(logits
+            .chunks_exact(vocab)
+            .zip(&ids[1..])
+            .map(|(row, &id)| (log_softmax_at(row, id as usize), sample::argmax(row)))
+            .collect())
+    }
+
     fn forward_no_logits(&self, tokens: &[u32], cache: &mut Cache) -> Result<()> {
         if !tokens.is_empty() {
             self.forward(tokens, cache, Logits::Last)?;
         }
         Ok(())
+    }
+}
+
+/// One generation in progress: its cache, sampler and output filters. The single-shot
+/// [`Llm::generate`] and the batching engine drive the same state machine.
+pub struct Sequence {
+    cache: Cache,
+    sampler: Sampler,
+    detok: Detokenizer,
+    stop: StopFilter,
+    history: Vec<u32>,
+    max_tokens: usize,
+    produced: usize,
+    prompt_tokens: usize,
+    reused_tokens: usize,
+    finish: Option<Finish>,
+    started: Instant,
+    ttft_ms: Option<f64>,
+}
+
+/// What one step produced: text now safe to show, and the token to feed next (none when the
+/// sequence has ended).
+pub struct Step {
+    pub text: String,
+    pub next: Option<u32>,
+}
+
+impl Sequence {
+    /// Prepares `prompt` on `cache` (keeping the prefix it shares with the cached tokens) and
+    /// returns the sequence and the tokens still to run through the model.
+    pub fn start(
+        llm: &Llm,
+        mut cache: Cache,
+        prompt: &[u32],
+        params: GenerateParams,
+    ) -> Result<(Self, Vec<u32>)> {
+        if prompt.is_empty() {
+            return Err(Error::InvalidInput("the prompt is empty".into()));
+        }
+        let context = llm.model.config.context;
+        if prompt.len() >= context {
+            return Err(Error::InvalidInput(format!(
+                "the prompt has {} tokens; the model's context holds {context}",
+                prompt.len()
+            )));
+        }
+        let shared = cache
+            .tokens()
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len() - 1);
+        cache.truncate(shared, llm.model.kv_dim());
+        let seq = Sequence {
+            cache,
+            sampler: Sampler::new(params.sampling),
+            detok: Detokenizer::default(),
+            stop: StopFilter::new(params.stop),
+            history: prompt.to_vec(),
+            max_tokens: params.max_tokens,
+            produced: 0,
+            prompt_tokens: prompt.len(),
+            reused_tokens: shared,
+            finish: None,
+            started: Instant::now(),
+            ttft_ms: None,
+        };
+        Ok((seq, prompt[shared..].to_vec()))
+    }
+
+    pub fn cache_mut(&mut self) -> &mut Cache {
+        &mut self.cache
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.finish.is_some()
+    }
+
+    /// Ends the sequence because its receiver went away.
+    pub fn cancel(&mut self) {
+        self.finish.get_or_insert(Finish::Cancelled);
+    }
+
+    /// Takes the logits after the last token run and picks the next token.
+    pub fn step(&mut self, llm: &Llm, logits: &mut [f32]) -> Step {
+        self.ttft_ms
+            .get_or_insert_with(|| self.started.elapsed().as_secs_f64() * 1e3);
+        let context = llm.model.config.context;
+        if self.finish.is_some() {
+            return Step {
+                text: String::new(),
+                next: None,
+            };
+        }
+        if self.produced >= self.max_tokens || self.cache.len() >= context {
+            self.finish = Some(Finish::Length);
+            return Step {
+                text: String::new(),
+                next: None,
+            };
+        }
+        let id = self.sampler.sample(logits, &self.history);
+        if Some(id) == llm.tokenizer.special().eos || llm.is_end_of_turn(id) {
+            self.finish = Some(Finish::Stop);
+            return Step {
+                text: String::new(),
+                next: None,
+            };
+        }
+        self.produced += 1;
+        self.history.push(id);
+        let piece = self.detok.push(&llm.tokenizer, id);
+        let (text, stopped) = self.stop.push(&piece);
+        if stopped {
+            self.finish = Some(Finish::Stop);
+        } else if self.produced >= self.max_tokens || self.cache.len() >= context {
+            self.finish = Some(Finish::Length);
+        }
+        Step {
+            text,
+            next: Some(id),
+        }
+    }
+
+    /// The result, the text still held back (to be shown unless cancelled), and the cache.
+    pub fn finish(mut self) -> (Generation, String, Cache) {
+        let finish = self.finish.unwrap_or(Finish::Length);
+        let tail = if finish == Finish::Cancelled {
+            String::new()
+        } else {
+            let (ready, _) = self.stop.push(&self.detok.finish());
+            ready + &self.stop.flush()
+        };
+        let generation = Generation {
+            text: self.stop.text,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.produced,
+            reused_tokens: self.reused_tokens,
+            finish,
+            ttft_ms: self.ttft_ms.unwrap_or_default(),
+            total_ms: self.started.elapsed().as_secs_f64() * 1e3,
+        };
+        (generation, tail, self.cache)
     }
 }
 
@@ -268,16 +396,16 @@ pub fn log_softmax_at(row: &[f32], target: usize) -> f64 {
 
 /// Holds back generated text that might be the start of a stop sequence, and cuts the text
 /// at the first complete one.
-struct StopFilter<'a> {
-    stops: &'a [String],
+struct StopFilter {
+    stops: Vec<String>,
     text: String,
     emitted: usize,
     /// A stop sequence was seen: nothing more is taken.
     done: bool,
 }
 
-impl<'a> StopFilter<'a> {
-    fn new(stops: &'a [String]) -> Self {
+impl StopFilter {
+    fn new(stops: Vec<String>) -> Self {
         StopFilter {
             stops,
             text: String::new(),

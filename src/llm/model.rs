@@ -114,7 +114,7 @@ impl Config {
     }
 
     fn is_sliding(&self, layer: usize) -> bool {
-        self.sliding_window.is_some() && (layer + 1) % self.global_every != 0
+        self.sliding_window.is_some() && !(layer + 1).is_multiple_of(self.global_every)
     }
 
     fn q_dim(&self) -> usize {
@@ -264,8 +264,8 @@ impl Model {
                     && l.gate.rows() == l.up.rows()
                     && l.down.cols() == l.up.rows()
             })
-            && c.heads % c.kv_heads == 0
-            && c.head_dim % 2 == 0;
+            && c.heads.is_multiple_of(c.kv_heads)
+            && c.head_dim.is_multiple_of(2);
         if ok {
             Ok(())
         } else {
@@ -501,7 +501,6 @@ impl Model {
         (0..c.heads * blocks).into_par_iter().for_each_init(
             Vec::new,
             |scores: &mut Vec<f32>, job| {
-                let dst = dst;
                 let (head, block) = (job / blocks, job % blocks);
                 let kv_head = head / group;
                 let i0 = block * QUERY_BLOCK;
@@ -550,7 +549,7 @@ impl Model {
                         rows,
                         hd,
                         n,
-                        dst.0.add(i0 * qd + head * hd),
+                        dst.ptr().add(i0 * qd + head * hd),
                         1,
                         qd as isize,
                         false,
@@ -590,7 +589,6 @@ impl Model {
         let t = q.len() / qd;
         let dst = SharedMut(out.as_mut_ptr());
         (0..c.heads * t).into_par_iter().for_each(|job| {
-            let dst = dst;
             let (head, r) = (job / t, job % t);
             let kv_head = head / group;
             let pos = pos0 + r;
@@ -604,7 +602,8 @@ impl Model {
                 .collect();
             kernels::softmax(&mut scores);
             // SAFETY: each job owns row r × head columns of `out`.
-            let o = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * qd + head * hd), hd) };
+            let o =
+                unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(r * qd + head * hd), hd) };
             o.fill(0.0);
             for (j, p) in (first..=pos).zip(&scores) {
                 kernels::axpy(

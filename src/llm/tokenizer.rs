@@ -87,6 +87,32 @@ impl Tokenizer {
         }
     }
 
+    /// The piece's own text, control tokens included (e.g. `<bos>` for a template).
+    pub fn token_bytes_raw(&self, id: u32) -> Vec<u8> {
+        match self {
+            Tokenizer::SentencePiece(spm) => spm
+                .pieces
+                .get(id as usize)
+                .map(|p| p.replace(SPACE_MARK, " ").into_bytes())
+                .unwrap_or_default(),
+            Tokenizer::HuggingFace(tok) => tok.id_to_token(id).unwrap_or_default().into_bytes(),
+        }
+    }
+
+    /// Whether `text` spells out one of the model's control tokens.
+    pub fn contains_special(&self, text: &str) -> bool {
+        match self {
+            Tokenizer::SentencePiece(spm) => spm.specials.iter().any(|&id| {
+                spm.types[id as usize] == TYPE_CONTROL
+                    && text.contains(spm.pieces[id as usize].as_str())
+            }),
+            Tokenizer::HuggingFace(tok) => tok
+                .get_added_tokens_decoder()
+                .values()
+                .any(|t| t.special && text.contains(t.content.as_str())),
+        }
+    }
+
     /// Text of a whole id sequence (lossy at invalid UTF-8).
     pub fn decode(&self, ids: &[u32]) -> String {
         let mut bytes = Vec::new();
@@ -134,7 +160,8 @@ pub struct SentencePiece {
     ids: HashMap<String, u32>,
     /// User-defined and control pieces, longest first (matched before SentencePiece).
     specials: Vec<u32>,
-    bytes: [Option<u32>; 256],
+    /// The `<0xXX>` piece of each byte value.
+    bytes: Vec<Option<u32>>,
     unknown: Option<u32>,
     add_space_prefix: bool,
     special: SpecialIds,
@@ -194,7 +221,7 @@ impl SentencePiece {
             return Err(bad("tokenizer arrays differ in length"));
         }
         let mut ids = HashMap::with_capacity(pieces.len());
-        let mut bytes = [None; 256];
+        let mut bytes = vec![None; 256];
         let mut specials = Vec::new();
         let mut unknown = None;
         for (id, piece) in pieces.iter().enumerate() {

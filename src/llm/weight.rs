@@ -147,7 +147,9 @@ impl Weight {
         }
         let align = with_block_type!(dtype, T => std::mem::align_of::<T>());
         let ptr = storage.bytes()[range.clone()].as_ptr() as usize;
-        if ptr % align != 0 || range.len() != rows * cols / dtype.block_size() * dtype.type_size() {
+        if !ptr.is_multiple_of(align)
+            || range.len() != rows * cols / dtype.block_size() * dtype.type_size()
+        {
             return Err(Error::Model(format!(
                 "tensor {name}: data is misaligned or has the wrong length for {rows}×{cols} {dtype:?}"
             )));
@@ -222,21 +224,28 @@ pub(super) struct SharedMut(pub(super) *mut f32);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
+impl SharedMut {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    pub(super) fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 fn matmul_dot<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, out: &mut [f32]) {
     let kb = k / T::BLCK_SIZE;
     let mut xq = vec![T::VecDotType::zeros(); m * kb];
     for (row, q) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
         T::VecDotType::from_float(row, q);
     }
+    let dot = super::quant::dot_for::<T>();
     let dst = SharedMut(out.as_mut_ptr());
     (0..n.div_ceil(DOT_CHUNK)).into_par_iter().for_each(|c| {
-        let dst = dst;
         for j in c * DOT_CHUNK..((c + 1) * DOT_CHUNK).min(n) {
             let wrow = &w[j * kb..(j + 1) * kb];
             for (i, q) in xq.chunks_exact(kb).enumerate() {
-                let v = T::vec_dot(k, wrow, q);
+                let v = dot(k, wrow, q);
                 // SAFETY: element (i, j) is written by the one task that owns row chunk c.
-                unsafe { *dst.0.add(i * n + j) = v };
+                unsafe { *dst.ptr().add(i * n + j) = v };
             }
         }
     });
@@ -260,7 +269,6 @@ fn matmul_panels<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, 
     (0..n.div_ceil(PANEL_ROWS)).into_par_iter().for_each_init(
         Vec::new,
         |panel: &mut Vec<f32>, p| {
-            let dst = dst;
             let j0 = p * PANEL_ROWS;
             let nb = PANEL_ROWS.min(n - j0);
             panel.resize(nb * k, 0.0);
@@ -273,7 +281,7 @@ fn matmul_panels<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, 
                     m,
                     nb,
                     k,
-                    dst.0.add(j0),
+                    dst.ptr().add(j0),
                     1,
                     n as isize,
                     false,

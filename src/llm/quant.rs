@@ -1,0 +1,151 @@
+//! Our own SIMD dot products for block formats that candle only computes with scalar code
+//! (Q5_0 · Q8_0, which gemma-3's attention and feed-forward projections use), picked at run
+//! time, with a portable version that defines the result.
+
+use candle_core::quantized::k_quants::GgmlType;
+use candle_core::quantized::GgmlDType;
+use half::f16;
+
+/// Values per Q5_0/Q8_0 block.
+const QK: usize = 32;
+/// Bytes of one block: f16 scale, 4 bytes of fifth bits, 16 bytes of nibbles.
+const Q5_0_BYTES: usize = 22;
+/// Bytes of one Q8_0 block: f16 scale, 32 signed bytes.
+const Q8_0_BYTES: usize = 34;
+
+/// A dot product between weight blocks and activation blocks over `n` values.
+pub(super) type DotFn<T> = fn(usize, &[T], &[<T as GgmlType>::VecDotType]) -> f32;
+
+/// The fastest dot product this CPU has for weight type `T`.
+pub(super) fn dot_for<T: GgmlType>() -> DotFn<T> {
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == GgmlDType::Q5_0
+        && <T::VecDotType as GgmlType>::DTYPE == GgmlDType::Q8_0
+        && is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+    {
+        return q5_0_q8_0_avx2_dispatch::<T>;
+    }
+    T::vec_dot
+}
+
+/// Block bytes of a slice of candle blocks (the layouts are `repr(C)` and fixed by GGUF).
+fn bytes_of<B>(blocks: &[B]) -> &[u8] {
+    // SAFETY: any initialised memory may be viewed as bytes.
+    unsafe {
+        std::slice::from_raw_parts(blocks.as_ptr() as *const u8, std::mem::size_of_val(blocks))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn q5_0_q8_0_avx2_dispatch<T: GgmlType>(n: usize, xs: &[T], ys: &[T::VecDotType]) -> f32 {
+    let (x, y) = (bytes_of(xs), bytes_of(ys));
+    let blocks = n / QK;
+    assert!(x.len() >= blocks * Q5_0_BYTES && y.len() >= blocks * Q8_0_BYTES);
+    // SAFETY: AVX2 and FMA were detected in `dot_for`; the slices hold `blocks` blocks each.
+    unsafe { q5_0_q8_0_avx2(blocks, x, y) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn q5_0_q8_0_avx2(blocks: usize, x: &[u8], y: &[u8]) -> f32 {
+    use std::arch::x86_64::*;
+    let (px, py) = (x.as_ptr(), y.as_ptr());
+    // byte i of the 32 values takes byte i/8 of the fifth bits...
+    let spread = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    // ...and is all ones exactly when its bit i%8 is set once the other bits are forced on
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    let ones = _mm256_set1_epi64x(-1);
+    let high_off = _mm256_set1_epi8(0xF0u8 as i8);
+    let low_mask = _mm_set1_epi8(0x0F);
+    let pairs = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    for b in 0..blocks {
+        let xb = px.add(b * Q5_0_BYTES);
+        let yb = py.add(b * Q8_0_BYTES);
+        let d = f16::from_le_bytes([*xb, *xb.add(1)]).to_f32()
+            * f16::from_le_bytes([*yb, *yb.add(1)]).to_f32();
+        let qh = (xb.add(2) as *const u32).read_unaligned();
+        let packed = _mm_loadu_si128(xb.add(6) as *const __m128i);
+        let low = _mm_and_si128(packed, low_mask);
+        let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
+        let nibbles = _mm256_set_m128i(high, low);
+        let bits = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), spread);
+        let set = _mm256_cmpeq_epi8(_mm256_or_si256(bits, others), ones);
+        // value − 16: without the fifth bit the byte becomes nibble | 0xF0 = nibble − 16
+        let qx = _mm256_or_si256(nibbles, _mm256_andnot_si256(set, high_off));
+        let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
+        // signed × signed through maddubs: |x| · (y with x's sign)
+        let ax = _mm256_sign_epi8(qx, qx);
+        let sy = _mm256_sign_epi8(qy, qx);
+        let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), pairs);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc);
+    }
+    let hi = _mm256_extractf128_ps(acc, 1);
+    let sum4 = _mm_add_ps(_mm256_castps256_ps128(acc), hi);
+    let sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
+    let sum1 = _mm_add_ss(sum2, _mm_shuffle_ps(sum2, sum2, 1));
+    _mm_cvtss_f32(sum1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::k_quants::{BlockQ5_0, BlockQ8_0};
+
+    /// The portable Q5_0 · Q8_0 dot product (what the SIMD version must equal up to rounding).
+    fn q5_0_q8_0_scalar(blocks: usize, x: &[u8], y: &[u8]) -> f32 {
+        let mut sum = 0.0f32;
+        for b in 0..blocks {
+            let xb = &x[b * Q5_0_BYTES..(b + 1) * Q5_0_BYTES];
+            let yb = &y[b * Q8_0_BYTES..(b + 1) * Q8_0_BYTES];
+            let dx = f16::from_le_bytes([xb[0], xb[1]]).to_f32();
+            let dy = f16::from_le_bytes([yb[0], yb[1]]).to_f32();
+            let qh = u32::from_le_bytes([xb[2], xb[3], xb[4], xb[5]]);
+            let mut acc = 0i32;
+            for j in 0..QK {
+                let nibble = if j < 16 {
+                    xb[6 + j] & 0x0F
+                } else {
+                    xb[6 + j - 16] >> 4
+                };
+                let high = ((qh >> j) & 1) as u8;
+                let v = (nibble | (high << 4)) as i32 - 16;
+                acc += v * yb[2 + j] as i8 as i32;
+            }
+            sum += acc as f32 * dx * dy;
+        }
+        sum
+    }
+
+    #[test]
+    fn q5_0_dot_matches_candles_reference() {
+        let n = 640;
+        let w: Vec<f32> = (0..n)
+            .map(|i| (((i * 7919) % 201) as f32 - 100.0) / 13.0)
+            .collect();
+        let a: Vec<f32> = (0..n)
+            .map(|i| (((i * 104_729) % 255) as f32 - 127.0) / 17.0)
+            .collect();
+        let mut wq = vec![BlockQ5_0::zeros(); n / QK];
+        let mut aq = vec![BlockQ8_0::zeros(); n / QK];
+        BlockQ5_0::from_float(&w, &mut wq);
+        BlockQ8_0::from_float(&a, &mut aq);
+        let reference = BlockQ5_0::vec_dot_unopt(n, &wq, &aq);
+        let scalar = q5_0_q8_0_scalar(n / QK, bytes_of(&wq), bytes_of(&aq));
+        assert!(
+            (scalar - reference).abs() <= 1e-3 * reference.abs().max(1.0),
+            "{scalar} vs {reference}"
+        );
+        let fast = dot_for::<BlockQ5_0>()(n, &wq, &aq);
+        assert!(
+            (fast - reference).abs() <= 1e-3 * reference.abs().max(1.0),
+            "{fast} vs {reference}"
+        );
+    }
+}
