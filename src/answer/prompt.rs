@@ -15,7 +15,6 @@ struct Manifest {
     passage: String,
     refusal: String,
     medical: String,
-    extractive_intro: String,
     channel: String,
 }
 
@@ -29,13 +28,12 @@ pub struct Prompts {
     pub passage: String,
     pub refusal: String,
     pub medical: String,
-    pub extractive_intro: String,
     /// Where people get an official answer (named in refusals).
     pub channel: String,
 }
 
 /// The built-in set, `prompts/v1`.
-const BUILTIN: [(&str, &str); 8] = [
+const BUILTIN: [(&str, &str); 7] = [
     (
         "manifest.toml",
         include_str!("../../prompts/v1/manifest.toml"),
@@ -59,10 +57,6 @@ const BUILTIN: [(&str, &str); 8] = [
     (
         "medical.ko.txt",
         include_str!("../../prompts/v1/medical.ko.txt"),
-    ),
-    (
-        "extractive_intro.ko.txt",
-        include_str!("../../prompts/v1/extractive_intro.ko.txt"),
     ),
     (
         "channel.ko.txt",
@@ -122,7 +116,6 @@ impl Prompts {
             passage: text(&manifest.passage)?,
             refusal: text(&manifest.refusal)?,
             medical: text(&manifest.medical)?,
-            extractive_intro: text(&manifest.extractive_intro)?,
             channel: text(&manifest.channel)?,
         };
         for (name, template, needed) in [

@@ -192,7 +192,8 @@ impl Engine {
             out.tokens.push(piece);
             let score = i.checked_sub(1).and_then(|j| scored.get(j));
             out.logprobs.push(score.map(|s| s.0));
-            out.top.push(score.map(|s| String::from_utf8_lossy(&tok.token_bytes(s.1)).into_owned()));
+            out.top
+                .push(score.map(|s| String::from_utf8_lossy(&tok.token_bytes(s.1)).into_owned()));
         }
         Ok(out)
     }

@@ -429,7 +429,8 @@ mod engine {
 #[test]
 fn token_ids_equal_llama_cpp_on_the_korean_fixture() {
     // ids produced by llama.cpp's llama-tokenize on the same GGUF (benches/tokenizer_fixture.sh)
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures/ko_tokenizer.jsonl");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/fixtures/ko_tokenizer.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
     let llm = llm();
     let mut checked = 0;
@@ -440,10 +441,17 @@ fn token_ids_equal_llama_cpp_on_the_korean_fixture() {
         let expected: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
         let ours = llm.tokenizer.encode(input, true, false).unwrap();
         if ours != expected {
-            wrong.push(format!("{input:?}\n  ours   {ours:?}\n  llama  {expected:?}"));
+            wrong.push(format!(
+                "{input:?}\n  ours   {ours:?}\n  llama  {expected:?}"
+            ));
         }
         checked += 1;
     }
     assert!(checked >= 60, "only {checked} cases");
-    assert!(wrong.is_empty(), "{} of {checked} differ:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -19,7 +20,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use futures_util::stream::{self, StreamExt};
 
 /// Tokens generated when a request does not say.
 const DEFAULT_MAX_TOKENS: usize = 512;
@@ -34,7 +34,11 @@ fn now() -> u64 {
 fn request_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("{prefix}-{:x}{:04x}", now(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{:x}{:04x}",
+        now(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
@@ -53,7 +57,9 @@ fn parse<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> R
                 super::MAX_BODY_BYTES
             )))
         } else {
-            ApiError::from(Error::InvalidInput(format!("cannot read the request body: {e}")))
+            ApiError::from(Error::InvalidInput(format!(
+                "cannot read the request body: {e}"
+            )))
         }
     })?;
     serde_json::from_slice(&body)
@@ -194,7 +200,10 @@ impl Sampling {
         }
         let temperature = self.temperature.unwrap_or(1.0);
         if !(0.0..=2.0).contains(&temperature) {
-            return Err(invalid("temperature", "temperature must be between 0 and 2"));
+            return Err(invalid(
+                "temperature",
+                "temperature must be between 0 and 2",
+            ));
         }
         let top_p = self.top_p.unwrap_or(1.0);
         if !(top_p > 0.0 && top_p <= 1.0) {
@@ -202,7 +211,10 @@ impl Sampling {
         }
         let repeat_penalty = self.repetition_penalty.unwrap_or(1.0);
         if repeat_penalty <= 0.0 {
-            return Err(invalid("repetition_penalty", "repetition_penalty must be positive"));
+            return Err(invalid(
+                "repetition_penalty",
+                "repetition_penalty must be positive",
+            ));
         }
         let stop = match &self.stop {
             None => Vec::new(),
@@ -230,7 +242,12 @@ impl Sampling {
 fn rand_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.finish()
 }
 
@@ -267,8 +284,14 @@ pub async fn chat_completions(
     }
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in req.messages {
-        if !matches!(m.role.as_str(), "system" | "developer" | "user" | "assistant") {
-            return Err(invalid("messages", format!("unsupported role `{}`", m.role)));
+        if !matches!(
+            m.role.as_str(),
+            "system" | "developer" | "user" | "assistant"
+        ) {
+            return Err(invalid(
+                "messages",
+                format!("unsupported role `{}`", m.role),
+            ));
         }
         let content = match m.content {
             None => String::new(),
@@ -279,18 +302,32 @@ pub async fn chat_completions(
                     match (p.kind.as_str(), p.text) {
                         ("text", Some(t)) => text.push_str(&t),
                         (kind, _) => {
-                            return Err(invalid("messages", format!("content parts of type `{kind}` are not supported")))
+                            return Err(invalid(
+                                "messages",
+                                format!("content parts of type `{kind}` are not supported"),
+                            ))
                         }
                     }
                 }
                 text
             }
         };
-        messages.push(ChatMessage { role: m.role, content });
+        messages.push(ChatMessage {
+            role: m.role,
+            content,
+        });
     }
     let params = req.sampling.params(state.engine.context_tokens(), false)?;
     let include_usage = req.sampling.stream_options.is_some_and(|o| o.include_usage);
-    run(state, Prompt::Chat(messages), params, req.sampling.stream, include_usage, Dialect::Chat).await
+    run(
+        state,
+        Prompt::Chat(messages),
+        params,
+        req.sampling.stream,
+        include_usage,
+        Dialect::Chat,
+    )
+    .await
 }
 
 pub async fn completions(
@@ -304,20 +341,37 @@ pub async fn completions(
         PromptField::Many(mut v) if v.len() == 1 => v.remove(0),
         PromptField::Many(_) => return Err(invalid("prompt", "send one prompt per request")),
     };
-    let params = req.sampling.params(state.engine.context_tokens(), req.echo)?;
+    let params = req
+        .sampling
+        .params(state.engine.context_tokens(), req.echo)?;
     if req.echo {
         if params.max_tokens != 0 || req.sampling.stream {
-            return Err(invalid("echo", "echo is supported for scoring only: max_tokens = 0, no streaming"));
+            return Err(invalid(
+                "echo",
+                "echo is supported for scoring only: max_tokens = 0, no streaming",
+            ));
         }
         return echo(state, prompt, req.logprobs).await;
     }
     let include_usage = req.sampling.stream_options.is_some_and(|o| o.include_usage);
-    run(state, Prompt::Text(prompt), params, req.sampling.stream, include_usage, Dialect::Text).await
+    run(
+        state,
+        Prompt::Text(prompt),
+        params,
+        req.sampling.stream,
+        include_usage,
+        Dialect::Text,
+    )
+    .await
 }
 
 /// `echo` with `max_tokens = 0`: the prompt's own tokens with their log-probabilities, the
 /// way lm-evaluation-harness scores continuations through an API.
-async fn echo(state: Arc<AppState>, prompt: String, logprobs: Option<usize>) -> Result<Response, ApiError> {
+async fn echo(
+    state: Arc<AppState>,
+    prompt: String,
+    logprobs: Option<usize>,
+) -> Result<Response, ApiError> {
     let engine = state.engine.clone();
     let text = prompt.clone();
     let scored = tokio::task::spawn_blocking(move || engine.echo_logprobs(&text))
@@ -445,14 +499,22 @@ async fn run(
                 }
                 out
             }
-            Item::Done(Err(e)) => vec![json!({"error": {"message": e.to_string(), "type": e.kind()}})],
+            Item::Done(Err(e)) => {
+                vec![json!({"error": {"message": e.to_string(), "type": e.kind()}})]
+            }
         }
     };
     let events = stream::iter(opening)
-        .chain(stream::iter([first]).chain(ReceiverStream::new(rx)).flat_map(move |item| stream::iter(to_chunks(item))))
+        .chain(
+            stream::iter([first])
+                .chain(ReceiverStream::new(rx))
+                .flat_map(move |item| stream::iter(to_chunks(item))),
+        )
         .map(|v| Ok::<_, Infallible>(Event::default().data(v.to_string())))
         .chain(stream::iter([Ok(Event::default().data("[DONE]"))]));
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -481,14 +543,20 @@ pub async fn embeddings(
         });
     }
     if req.encoding_format.as_deref().is_some_and(|f| f != "float") {
-        return Err(invalid("encoding_format", "only the float encoding is supported"));
+        return Err(invalid(
+            "encoding_format",
+            "only the float encoding is supported",
+        ));
     }
     let inputs = match req.input {
         PromptField::One(s) => vec![s],
         PromptField::Many(v) => v,
     };
     if inputs.is_empty() || inputs.len() > MAX_EMBED_INPUTS {
-        return Err(invalid("input", format!("send 1 to {MAX_EMBED_INPUTS} inputs")));
+        return Err(invalid(
+            "input",
+            format!("send 1 to {MAX_EMBED_INPUTS} inputs"),
+        ));
     }
     let embedder = state.embedder.clone();
     // e5 embeds with a role prefix: inputs written as "query: …" are embedded as queries, all
