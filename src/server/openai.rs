@@ -542,12 +542,16 @@ pub async fn embeddings(
             param: Some("model"),
         });
     }
-    if req.encoding_format.as_deref().is_some_and(|f| f != "float") {
-        return Err(invalid(
-            "encoding_format",
-            "only the float encoding is supported",
-        ));
-    }
+    let base64 = match req.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(invalid(
+                "encoding_format",
+                format!("unknown encoding `{other}`; use float or base64"),
+            ))
+        }
+    };
     let inputs = match req.input {
         PromptField::One(s) => vec![s],
         PromptField::Many(v) => v,
@@ -579,7 +583,19 @@ pub async fn embeddings(
     let data: Vec<Value> = vectors
         .into_iter()
         .enumerate()
-        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                // little-endian f32s, as OpenAI sends them
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    bytes
+                ))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
         .collect();
     Ok(Json(json!({
         "object": "list",
