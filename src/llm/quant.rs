@@ -1,6 +1,8 @@
-//! Our own SIMD dot products for block formats that candle only computes with scalar code
-//! (Q5_0 · Q8_0, which gemma-3's attention and feed-forward projections use), picked at run
-//! time, with a portable version that defines the result.
+//! Our own SIMD dot products: Q5_0 · Q8_0 (which candle computes with scalar code; gemma-3's
+//! attention and feed-forward projections use it), and four-row kernels for Q5_0 and Q8_0 that
+//! share each activation block between four weight rows (the 262k-row output layer and every
+//! decode step are dominated by these). Picked at run time; candle's portable `vec_dot` defines
+//! the result.
 
 use candle_core::quantized::k_quants::GgmlType;
 use candle_core::quantized::GgmlDType;
@@ -27,6 +29,41 @@ pub(super) fn dot_for<T: GgmlType>() -> DotFn<T> {
         return q5_0_q8_0_avx2_dispatch::<T>;
     }
     T::vec_dot
+}
+
+/// Four dot products of four weight rows with the same activations.
+pub(super) type Dot4Fn<T> = fn(usize, [&[T]; 4], &[<T as GgmlType>::VecDotType]) -> [f32; 4];
+
+/// A four-row kernel for weight type `T`, where this CPU has one.
+pub(super) fn dot4_for<T: GgmlType>() -> Option<Dot4Fn<T>> {
+    #[cfg(target_arch = "x86_64")]
+    if <T::VecDotType as GgmlType>::DTYPE == GgmlDType::Q8_0
+        && is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+    {
+        match T::DTYPE {
+            GgmlDType::Q8_0 => return Some(dot4_dispatch::<T, false>),
+            GgmlDType::Q5_0 => return Some(dot4_dispatch::<T, true>),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot4_dispatch<T: GgmlType, const Q5: bool>(
+    n: usize,
+    rows: [&[T]; 4],
+    ys: &[T::VecDotType],
+) -> [f32; 4] {
+    let blocks = n / QK;
+    let row_bytes = blocks * if Q5 { Q5_0_BYTES } else { Q8_0_BYTES };
+    let xs = rows.map(bytes_of);
+    let y = bytes_of(ys);
+    assert!(xs.iter().all(|x| x.len() >= row_bytes) && y.len() >= blocks * Q8_0_BYTES);
+    // SAFETY: AVX2, FMA and F16C were detected in `dot4_for`; every slice holds `blocks` blocks.
+    unsafe { dot4_avx2::<Q5>(blocks, xs, y) }
 }
 
 /// Block bytes of a slice of candle blocks (the layouts are `repr(C)` and fixed by GGUF).
@@ -93,6 +130,67 @@ unsafe fn q5_0_q8_0_avx2(blocks: usize, x: &[u8], y: &[u8]) -> f32 {
     _mm_cvtss_f32(sum1)
 }
 
+/// One IEEE half to f32 with the F16C instruction.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "f16c")]
+#[inline]
+unsafe fn half_to_f32(bits: u16) -> f32 {
+    use std::arch::x86_64::*;
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_avx2<const Q5: bool>(blocks: usize, xs: [&[u8]; 4], y: &[u8]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let stride = if Q5 { Q5_0_BYTES } else { Q8_0_BYTES };
+    let spread = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    let ones = _mm256_set1_epi64x(-1);
+    let high_off = _mm256_set1_epi8(0xF0u8 as i8);
+    let low_mask = _mm_set1_epi8(0x0F);
+    let pairs = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let py = y.as_ptr();
+    let px = xs.map(|x| x.as_ptr());
+    for b in 0..blocks {
+        let yb = py.add(b * Q8_0_BYTES);
+        let dy = half_to_f32((yb as *const u16).read_unaligned());
+        let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
+        for r in 0..4 {
+            let xb = px[r].add(b * stride);
+            let dx = half_to_f32((xb as *const u16).read_unaligned());
+            let qx = if Q5 {
+                let qh = (xb.add(2) as *const u32).read_unaligned();
+                let packed = _mm_loadu_si128(xb.add(6) as *const __m128i);
+                let low = _mm_and_si128(packed, low_mask);
+                let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
+                let nibbles = _mm256_set_m128i(high, low);
+                let bits = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), spread);
+                let set = _mm256_cmpeq_epi8(_mm256_or_si256(bits, others), ones);
+                _mm256_or_si256(nibbles, _mm256_andnot_si256(set, high_off))
+            } else {
+                _mm256_loadu_si256(xb.add(2) as *const __m256i)
+            };
+            let ax = _mm256_sign_epi8(qx, qx);
+            let sy = _mm256_sign_epi8(qy, qx);
+            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), pairs);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * dy), _mm256_cvtepi32_ps(dot), acc[r]);
+        }
+    }
+    acc.map(|a| {
+        let hi = _mm256_extractf128_ps(a, 1);
+        let sum4 = _mm_add_ps(_mm256_castps256_ps128(a), hi);
+        let sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
+        _mm_cvtss_f32(_mm_add_ss(sum2, _mm_shuffle_ps(sum2, sum2, 1)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +245,42 @@ mod tests {
             (fast - reference).abs() <= 1e-3 * reference.abs().max(1.0),
             "{fast} vs {reference}"
         );
+    }
+
+    #[test]
+    fn four_row_kernels_match_single_rows() {
+        let n = 640;
+        let rows = 4;
+        let nb = n / QK;
+        let w: Vec<f32> = (0..n * rows)
+            .map(|i| (((i * 7919) % 201) as f32 - 100.0) / 13.0)
+            .collect();
+        let a: Vec<f32> = (0..n)
+            .map(|i| (((i * 104_729) % 255) as f32 - 127.0) / 17.0)
+            .collect();
+        let mut aq = vec![BlockQ8_0::zeros(); nb];
+        BlockQ8_0::from_float(&a, &mut aq);
+        let mut w5 = vec![BlockQ5_0::zeros(); rows * nb];
+        let mut w8 = vec![BlockQ8_0::zeros(); rows * nb];
+        BlockQ5_0::from_float(&w, &mut w5);
+        BlockQ8_0::from_float(&w, &mut w8);
+        let dot4 = dot4_for::<BlockQ5_0>().expect("an AVX2 machine");
+        let got = dot4(n, std::array::from_fn(|r| &w5[r * nb..(r + 1) * nb]), &aq);
+        for (r, g) in got.iter().enumerate() {
+            let want = BlockQ5_0::vec_dot_unopt(n, &w5[r * nb..(r + 1) * nb], &aq);
+            assert!(
+                (g - want).abs() <= 1e-3 * want.abs().max(1.0),
+                "q5 row {r}: {g} vs {want}"
+            );
+        }
+        let dot4 = dot4_for::<BlockQ8_0>().expect("an AVX2 machine");
+        let got = dot4(n, std::array::from_fn(|r| &w8[r * nb..(r + 1) * nb]), &aq);
+        for (r, g) in got.iter().enumerate() {
+            let want = BlockQ8_0::vec_dot_unopt(n, &w8[r * nb..(r + 1) * nb], &aq);
+            assert!(
+                (g - want).abs() <= 1e-3 * want.abs().max(1.0),
+                "q8 row {r}: {g} vs {want}"
+            );
+        }
     }
 }

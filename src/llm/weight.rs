@@ -238,12 +238,27 @@ fn matmul_dot<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, out
         T::VecDotType::from_float(row, q);
     }
     let dot = super::quant::dot_for::<T>();
+    let dot4 = super::quant::dot4_for::<T>();
     let dst = SharedMut(out.as_mut_ptr());
     (0..n.div_ceil(DOT_CHUNK)).into_par_iter().for_each(|c| {
-        for j in c * DOT_CHUNK..((c + 1) * DOT_CHUNK).min(n) {
-            let wrow = &w[j * kb..(j + 1) * kb];
+        let row = |j: usize| &w[j * kb..(j + 1) * kb];
+        let (start, end) = (c * DOT_CHUNK, ((c + 1) * DOT_CHUNK).min(n));
+        let mut j = start;
+        if let Some(dot4) = dot4 {
+            while j + 4 <= end {
+                for (i, q) in xq.chunks_exact(kb).enumerate() {
+                    let v = dot4(k, [row(j), row(j + 1), row(j + 2), row(j + 3)], q);
+                    for (r, v) in v.into_iter().enumerate() {
+                        // SAFETY: elements (i, j..j+4) belong to this task's row chunk c.
+                        unsafe { *dst.ptr().add(i * n + j + r) = v };
+                    }
+                }
+                j += 4;
+            }
+        }
+        for j in j..end {
             for (i, q) in xq.chunks_exact(kb).enumerate() {
-                let v = dot(k, wrow, q);
+                let v = dot(k, row(j), q);
                 // SAFETY: element (i, j) is written by the one task that owns row chunk c.
                 unsafe { *dst.ptr().add(i * n + j) = v };
             }
