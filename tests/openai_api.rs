@@ -2,52 +2,14 @@
 //! real default model and drive it with the official `openai` Python SDK (installed from PyPI
 //! into the asset cache on first use) and with our own remote `Generator`.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{cache_dir, start_server};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 /// The SDK release the test is written against.
 const OPENAI_SDK: &str = "openai==3.54.0";
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("ANJEON_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache"))
-}
-
-/// A server process that is killed when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(data: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_anjeon"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("ANJEON_DATA_DIR", data)
-        .env("ANJEON_CACHE_DIR", cache_dir())
-        .env("ANJEON_LLM_THREADS", "2")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start anjeon serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let url = line
-        .trim()
-        .strip_prefix("anjeon listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    (server, url)
-}
 
 /// The SDK and its dependencies in `<cache>/python/<release>`, installed once.
 fn sdk_path() -> PathBuf {

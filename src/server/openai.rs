@@ -49,7 +49,9 @@ fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 /// Parses a JSON body, answering malformed or oversized ones in OpenAI's error shape.
-fn parse<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(super) fn parse<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::from(Error::TooLarge(format!(
