@@ -1,6 +1,9 @@
 //! What the end-to-end tests share: where the corpus and the asset cache are, and the
 //! `anjeon` binary set up to use a data directory and nothing else of the environment.
 
+// Each test binary uses only some of these helpers.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
