@@ -1,6 +1,7 @@
 //! The `anjeon` command line: argument parsing and output formatting over the library.
 
-use crate::config::{Config, SearchMode};
+use crate::answer::{Answerer, AskRequest, Role};
+use crate::config::{AnswerMode, Config, SearchMode};
 use crate::error::{Error, Result};
 use crate::evaluate::Suite;
 use crate::filter::{Access, SearchFilter};
@@ -57,6 +58,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Answer a question from the indexed documents, citing them, or refuse.
+    Ask {
+        question: String,
+        /// Who asks: public sees public documents only; official also internal ones.
+        #[arg(long, value_enum, default_value = "public")]
+        role: Role,
+        /// Extractive or generative (default: answer.mode of the configuration).
+        #[arg(long, value_enum)]
+        mode: Option<AnswerMode>,
+        /// An earlier question of the same conversation (repeat, oldest first): QUESTION
+        /// may then be a follow-up such as "그럼 비용은요?".
+        #[arg(long = "after", value_name = "EARLIER_QUESTION")]
+        after: Vec<String>,
+        /// Print the whole answer as one JSON object instead of streaming text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the web application and the OpenAI-compatible API.
     Serve {
         /// Address to listen on (port 0 picks a free port; the bound address is printed).
@@ -107,6 +125,19 @@ enum BenchCommand {
         /// Times each question is asked per mode.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grounded answers on a question set: hallucination rate, refusal recall, coverage,
+    /// citation precision and latency (what `anjeon eval --suite rag` reports).
+    Rag {
+        #[arg(long)]
+        qa: PathBuf,
+        /// Extractive or generative (default: answer.mode of the configuration).
+        #[arg(long, value_enum)]
+        mode: Option<AnswerMode>,
+        #[arg(long, value_enum, default_value = "public")]
+        role: Role,
         #[arg(long)]
         json: bool,
     },
@@ -257,6 +288,60 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             }
             other => other,
         },
+        Command::Ask {
+            question,
+            role,
+            mode,
+            after,
+            json,
+        } => {
+            let mut config = config;
+            if let Some(mode) = mode {
+                config.answer.mode = mode;
+            }
+            prepare(&config)?;
+            let index = Index::open(&config)?;
+            let generator = load_generator(&config)?;
+            let prompts = Answerer::load_prompts(&config.answer)?;
+            let answerer = Answerer::new(
+                &index,
+                generator.as_ref().map(|g| g as &dyn crate::llm::Generator),
+                prompts,
+                config.answer.clone(),
+            )?;
+            let request = AskRequest {
+                question,
+                role,
+                history: after
+                    .into_iter()
+                    .map(|question| crate::answer::Turn {
+                        question,
+                        answer: String::new(),
+                    })
+                    .collect(),
+            };
+            let answer = if json {
+                answerer.answer(&request, &mut |_| true)?
+            } else {
+                use std::io::Write;
+                let mut stdout = std::io::stdout();
+                let answer = answerer.answer(&request, &mut |piece| {
+                    let _ = write!(stdout, "{piece}");
+                    let _ = stdout.flush();
+                    true
+                })?;
+                println!();
+                answer
+            };
+            if json {
+                print_json(&answer)?;
+            } else {
+                for c in &answer.citations {
+                    println!("[{}] {} — {} ({})", c.n, c.title, c.locator, c.doc);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { addr } => {
             prepare(&config)?;
             crate::server::serve(&config, addr)?;
@@ -287,6 +372,22 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string(value).map_err(|e| Error::Model(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// The language model's engine, started only when answers are generated.
+fn load_generator(config: &Config) -> Result<Option<crate::llm::engine::Engine>> {
+    if config.answer.mode != AnswerMode::Generative {
+        return Ok(None);
+    }
+    let path = config.llm.model_path(&config.cache_dir)?;
+    let llm = crate::llm::Llm::load(&path, config.llm.threads)?;
+    crate::llm::engine::Engine::start(llm, Default::default()).map(Some)
 }
 
 fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
@@ -358,6 +459,43 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
             // the corpus is embedded.
             index.ingest_copies(&[corpus], Access::Public, copies, &|_| {})?;
             return report_latency(&index, config, &questions, rounds, json);
+        }
+        BenchCommand::Rag {
+            qa,
+            mode,
+            role,
+            json,
+        } => {
+            let questions = crate::bench::load_questions(&qa)?;
+            let mut config = config.clone();
+            if let Some(mode) = mode {
+                config.answer.mode = mode;
+            }
+            let generator = load_generator(&config)?;
+            let answerer = Answerer::new(
+                &index,
+                generator.as_ref().map(|g| g as &dyn crate::llm::Generator),
+                Answerer::load_prompts(&config.answer)?,
+                config.answer.clone(),
+            )?;
+            let r = crate::answer::measure(&answerer, &questions, role)?;
+            if json {
+                print_json(&r)?;
+            } else {
+                for i in &r.items {
+                    println!(
+                        "{} answerable={} refused={} claims={} unfaithful={} citations={} gold={} {:.0} ms | {}",
+                        i.id, i.answerable, i.refused, i.claims, i.unfaithful_claims,
+                        i.citations, i.gold_citations, i.total_ms, one_line(&i.answer, 100)
+                    );
+                }
+                println!(
+                    "{:?} ({}): {} questions; hallucination {:.3}, refusal recall {:.3}, coverage {:.3}, citation precision {:.3}, false refusals {:.3}; first text {:.0} ms, total mean {:.0} / p50 {:.0} / max {:.0} ms",
+                    r.mode, r.prompt_version, r.questions, r.hallucination_rate, r.refusal_recall,
+                    r.coverage, r.citation_precision, r.false_refusals, r.mean_first_text_ms,
+                    r.mean_total_ms, r.p50_total_ms, r.max_total_ms
+                );
+            }
         }
         BenchCommand::Generate { .. } => unreachable!("handled above"),
     }

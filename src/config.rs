@@ -38,6 +38,7 @@ pub struct Config {
     pub embed: EmbedConfig,
     pub qdrant: QdrantConfig,
     pub llm: LlmConfig,
+    pub answer: AnswerConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,6 +91,77 @@ pub struct LlmConfig {
     pub threads: usize,
 }
 
+/// How answers are made: see `src/answer/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerMode {
+    /// Quote the passage sentences that best match the question, with citations.
+    Extractive,
+    /// Let the language model write the answer from the passages; then verify it.
+    Generative,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnswerConfig {
+    pub mode: AnswerMode,
+    /// A prompt set folder with a `manifest.toml` (empty: the built-in `prompts/v1`).
+    pub prompts_dir: String,
+    /// Hybrid search candidates scored and reranked per question.
+    pub candidates: usize,
+    /// Rerank candidates by relevance (else keep the fused search order).
+    pub rerank: bool,
+    /// Weight of question-term coverage in relevance; the rest is dense similarity.
+    pub coverage_weight: f32,
+    /// e5 cosines mapped to 0..1 between these two values.
+    pub cosine_floor: f32,
+    pub cosine_ceiling: f32,
+    /// Refuse when the best passage's relevance is below this.
+    pub min_relevance: f32,
+    /// Passages numbered [1]..[k] in the context.
+    pub context_passages: usize,
+    /// Token budget of the passages in the prompt.
+    pub context_tokens: usize,
+    /// A claim is supported when its score against a cited passage reaches this.
+    pub min_support: f32,
+    /// Weight of embedding similarity in claim support (0: lexical only).
+    pub support_embedding_weight: f32,
+    /// Most sentences an extractive answer quotes.
+    pub max_quotes: usize,
+    /// A further quote must score at least this share of the best one.
+    pub quote_ratio: f32,
+    /// Best-ranked passages whose sentences compete for quotation.
+    pub quote_passages: usize,
+    /// Weight of a sentence's own question coverage against its passage's relevance.
+    pub sentence_weight: f32,
+    /// Tokens the model may write (generative mode).
+    pub max_tokens: usize,
+}
+
+impl Default for AnswerConfig {
+    fn default() -> Self {
+        AnswerConfig {
+            mode: AnswerMode::Extractive,
+            prompts_dir: String::new(),
+            candidates: 20,
+            rerank: true,
+            coverage_weight: 0.5,
+            cosine_floor: 0.75,
+            cosine_ceiling: 0.92,
+            min_relevance: 0.6,
+            context_passages: 4,
+            context_tokens: 1536,
+            min_support: 0.6,
+            support_embedding_weight: 0.0,
+            max_quotes: 2,
+            quote_ratio: 0.9,
+            quote_passages: 1,
+            sentence_weight: 0.6,
+            max_tokens: 160,
+        }
+    }
+}
+
 impl LlmConfig {
     /// The configured model file, fetching the default one when none is configured.
     pub fn model_path(&self, cache_dir: &Path) -> Result<PathBuf> {
@@ -114,6 +186,7 @@ impl Default for Config {
                 ..Default::default()
             },
             llm: LlmConfig::default(),
+            answer: AnswerConfig::default(),
         }
     }
 }

@@ -74,8 +74,10 @@ pub fn plan(names: &[String], suite: Option<Suite>) -> Result<Plan> {
 pub fn check_supported(plan: &Plan) -> Result<()> {
     if plan.rag {
         return Err(Error::InvalidInput(
-            "the rag suite needs the answer pipeline (src/answer/), which this build does not \
-             have yet; run the benchmark tasks with --tasks or --suite leaderboard"
+            "the rag suite is not wired into `anjeon eval` yet (its records, gate metrics \
+             and red-team probes are still to do); `anjeon bench rag --qa FILE` measures the \
+             answer pipeline meanwhile; run the benchmark tasks with --tasks or --suite \
+             leaderboard"
                 .into(),
         ));
     }

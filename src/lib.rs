@@ -4,6 +4,7 @@
 //! set-up of default assets, the indexes (tantivy + Qdrant), hybrid search and the CLI.
 
 pub mod analyzer;
+pub mod answer;
 pub mod assets;
 pub mod bench;
 pub mod cli;

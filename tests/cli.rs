@@ -2,29 +2,12 @@
 //! unsupported files), incremental re-ingest, search modes, filters, access control, and
 //! crash recovery after a real SIGKILL.
 
+mod common;
+
+use common::{anjeon, shared};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/docs")
-}
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("ANJEON_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache"))
-}
-
-fn anjeon(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anjeon"));
-    cmd.env("ANJEON_DATA_DIR", data)
-        .env("ANJEON_CACHE_DIR", cache_dir())
-        .env_remove("ANJEON_CONFIG")
-        .env_remove("ANJEON_QDRANT_URL")
-        .current_dir(data.parent().unwrap_or(data));
-    cmd
-}
 
 fn run_json(cmd: &mut Command) -> (Output, Value) {
     let out = cmd.output().expect("run anjeon");

@@ -1,53 +1,15 @@
-//! End-to-end test of the OpenAI-compatible API: starts `anjeon serve` on a free port with the
-//! real default model and drives it with the official `openai` Python SDK (installed from
-//! PyPI into the asset cache on first use).
+//! End-to-end tests of the OpenAI-compatible API: start `anjeon serve` on a free port with the
+//! real default model and drive it with the official `openai` Python SDK (installed from PyPI
+//! into the asset cache on first use) and with our own remote `Generator`.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{cache_dir, start_server};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 /// The SDK release the test is written against.
 const OPENAI_SDK: &str = "openai==3.54.0";
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("ANJEON_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache"))
-}
-
-/// A server process that is killed when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(data: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_anjeon"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("ANJEON_DATA_DIR", data)
-        .env("ANJEON_CACHE_DIR", cache_dir())
-        .env("ANJEON_LLM_THREADS", "2")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start anjeon serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let url = line
-        .trim()
-        .strip_prefix("anjeon listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    (server, url)
-}
 
 /// The SDK and its dependencies in `<cache>/python/<release>`, installed once.
 fn sdk_path() -> PathBuf {
@@ -93,4 +55,54 @@ fn the_official_openai_sdk_talks_to_our_server() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_remote_generator_works_against_our_server() {
+    use anjeon::llm::remote::RemoteGenerator;
+    use anjeon::llm::{Finish, GenerateParams, Generator, Prompt};
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url) = start_server(&tmp.path().join("data"));
+    let remote = RemoteGenerator::connect(&url, None, None).unwrap();
+    assert_eq!(remote.context_tokens(), 32768);
+    assert!(remote.count_tokens("식품의약품안전처").unwrap() > 0);
+    let params = GenerateParams {
+        max_tokens: 12,
+        ..GenerateParams::default()
+    };
+    let mut streamed = String::new();
+    let out = remote
+        .generate(
+            &Prompt::Text("식품의약품안전처는".into()),
+            &params,
+            &mut |t| {
+                streamed.push_str(t);
+                true
+            },
+        )
+        .unwrap();
+    assert_eq!(out.text, streamed);
+    assert!(!out.text.is_empty() && out.completion_tokens > 0);
+    let mut calls = 0;
+    let cancelled = remote
+        .generate(
+            &Prompt::Text("식품의약품안전처는".into()),
+            &params,
+            &mut |_| {
+                calls += 1;
+                false
+            },
+        )
+        .unwrap();
+    assert_eq!((cancelled.finish, calls), (Finish::Cancelled, 1));
+    let scored = remote
+        .loglikelihood(
+            "대한민국의 수도는",
+            &[" 서울이다.".into(), " 바나나이다.".into()],
+        )
+        .unwrap();
+    assert!(scored[0].logprob > scored[1].logprob, "{scored:?}");
+    assert!(scored.iter().all(|s| s.tokens > 0 && s.logprob < 0.0));
+    let unknown = RemoteGenerator::connect(&url, Some("no-such-model"), None);
+    assert!(matches!(unknown, Err(anjeon::Error::NotFound(_))));
 }

@@ -289,6 +289,44 @@ impl LexicalIndex {
             .collect())
     }
 
+    /// The terms the morpheme (or, with `bigram`, the bigram) field makes of `text`, in order,
+    /// repeats included: callers score text with exactly the analysis the index uses.
+    pub fn analyse(&self, text: &str, bigram: bool) -> Result<Vec<String>> {
+        let field = if bigram {
+            self.fields.text_bigram
+        } else {
+            self.fields.text
+        };
+        let mut analyzer = self.index.tokenizer_for_field(field).map_err(tv)?;
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(token) = stream.next() {
+            out.push(token.text.clone());
+        }
+        Ok(out)
+    }
+
+    /// Passages the filter allows that contain the morpheme (or bigram) `term`: document
+    /// frequencies that count only what the caller may see.
+    pub fn doc_freq(&self, term: &str, bigram: bool, filter: &SearchFilter) -> Result<usize> {
+        let field = if bigram {
+            self.fields.text_bigram
+        } else {
+            self.fields.text
+        };
+        let query = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, term),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>,
+            ),
+            (Occur::Must, self.filter_query(filter)),
+        ]);
+        self.reader.searcher().search(&query, &Count).map_err(tv)
+    }
+
     /// Number of passages the filter allows.
     pub fn count(&self, filter: &SearchFilter) -> Result<usize> {
         self.reader

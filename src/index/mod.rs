@@ -67,6 +67,22 @@ pub struct Hit {
     pub end: u64,
 }
 
+/// A hit with the scores each side gave it before fusion (`None`: not among that side's
+/// candidates).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub hit: Hit,
+    pub bm25: Option<f32>,
+    pub cosine: Option<f32>,
+}
+
+/// Document frequencies within what a filter allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermStats {
+    pub passages: usize,
+    pub doc_freqs: Vec<usize>,
+}
+
 /// A search as callers state it.
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
@@ -127,7 +143,8 @@ impl Index {
         self.manifest.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn embedder(&self) -> Result<&Embedder> {
+    /// The embedding model, loaded on first use and shared.
+    pub fn embedder(&self) -> Result<&Embedder> {
         if let Some(e) = self.embedder.get() {
             return Ok(e);
         }
@@ -400,11 +417,29 @@ impl Index {
         req: &SearchRequest,
         vector: Option<&[f32]>,
     ) -> Result<Vec<Hit>> {
+        Ok(self
+            .candidates(req, vector)?
+            .into_iter()
+            .map(|c| c.hit)
+            .collect())
+    }
+
+    /// [`search_with_vector`](Self::search_with_vector), keeping each side's own score of
+    /// every hit (BM25 and cosine), for rerankers that want more than the fused rank.
+    pub fn candidates(
+        &self,
+        req: &SearchRequest,
+        vector: Option<&[f32]>,
+    ) -> Result<Vec<Candidate>> {
         let k = req.top_k.max(1);
         let pool = self.config.search.candidates.max(k);
-        let lexical = || {
-            self.lexical
-                .search(&req.query, req.lexical, pool, &req.filter)
+        let lexical = || -> Result<Vec<(u64, f32)>> {
+            Ok(self
+                .lexical
+                .search(&req.query, req.lexical, pool, &req.filter)?
+                .into_iter()
+                .map(|h| (h.id, h.score))
+                .collect())
         };
         let dense = || -> Result<Vec<(u64, f32)>> {
             let embedded;
@@ -422,15 +457,26 @@ impl Index {
                 .map(|h| (h.id, h.score))
                 .collect())
         };
-        let ranked: Vec<(u64, f32)> = match req.mode {
-            SearchMode::Bm25 => lexical()?.into_iter().map(|h| (h.id, h.score)).collect(),
-            SearchMode::Dense => dense()?,
+        let (ranked, lex, den) = match req.mode {
+            SearchMode::Bm25 => {
+                let lex = lexical()?;
+                (lex.clone(), lex, Vec::new())
+            }
+            SearchMode::Dense => {
+                let den = dense()?;
+                (den.clone(), Vec::new(), den)
+            }
             SearchMode::Hybrid => {
-                let lex: Vec<u64> = lexical()?.into_iter().map(|h| h.id).collect();
-                let den: Vec<u64> = dense()?.into_iter().map(|(id, _)| id).collect();
-                reciprocal_rank_fusion(&[&lex, &den], self.config.search.rrf_k)
+                let lex = lexical()?;
+                let den = dense()?;
+                let lex_ids: Vec<u64> = lex.iter().map(|h| h.0).collect();
+                let den_ids: Vec<u64> = den.iter().map(|h| h.0).collect();
+                let fused = reciprocal_rank_fusion(&[&lex_ids, &den_ids], self.config.search.rrf_k);
+                (fused, lex, den)
             }
         };
+        let lex: HashMap<u64, f32> = lex.into_iter().collect();
+        let den: HashMap<u64, f32> = den.into_iter().collect();
         let ranked: Vec<(u64, f32)> = ranked.into_iter().take(k).collect();
         let ids: Vec<u64> = ranked.iter().map(|(id, _)| *id).collect();
         let stored: HashMap<u64, StoredPassage> = self
@@ -444,23 +490,51 @@ impl Index {
             .into_iter()
             .filter_map(|(id, score)| {
                 let p = stored.get(&id)?.clone();
-                Some(Hit {
-                    highlight: highlighter.highlight(&p.text),
-                    doc: p.doc,
-                    title: p.title,
-                    locator: p.locator,
-                    score,
-                    text: p.text,
-                    id,
-                    kind: p.kind,
-                    law: p.law,
-                    access: p.access,
-                    date: p.date,
-                    start: p.start,
-                    end: p.end,
+                Some(Candidate {
+                    bm25: lex.get(&id).copied(),
+                    cosine: den.get(&id).copied(),
+                    hit: Hit {
+                        highlight: highlighter.highlight(&p.text),
+                        doc: p.doc,
+                        title: p.title,
+                        locator: p.locator,
+                        score,
+                        text: p.text,
+                        id,
+                        kind: p.kind,
+                        law: p.law,
+                        access: p.access,
+                        date: p.date,
+                        start: p.start,
+                        end: p.end,
+                    },
                 })
             })
             .collect())
+    }
+
+    /// The morphemes the index makes of `text` (as BM25 sees it), repeats included.
+    pub fn analyse(&self, text: &str) -> Result<Vec<String>> {
+        self.lexical.analyse(text, false)
+    }
+
+    /// The Hangul bigrams the index makes of `text`, repeats included.
+    pub fn analyse_bigrams(&self, text: &str) -> Result<Vec<String>> {
+        self.lexical.analyse(text, true)
+    }
+
+    /// How many passages the filter allows, and how many of them contain each morpheme:
+    /// statistics restricted to what the caller may read, so they reveal nothing else.
+    pub fn term_stats(&self, terms: &[String], filter: &SearchFilter) -> Result<TermStats> {
+        let passages = self.lexical.count(filter)?;
+        let doc_freqs = terms
+            .iter()
+            .map(|t| self.lexical.doc_freq(t, false, filter))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TermStats {
+            passages,
+            doc_freqs,
+        })
     }
 
     /// Checks that the manifest, tantivy and the vector store hold exactly the same

@@ -9,6 +9,7 @@ pub mod generator;
 pub mod gguf;
 pub mod model;
 mod quant;
+pub mod remote;
 pub mod sample;
 pub mod scoring;
 pub mod tokenizer;

@@ -6,7 +6,6 @@
 
 use candle_core::quantized::k_quants::GgmlType;
 use candle_core::quantized::GgmlDType;
-use half::f16;
 
 /// Values per Q5_0/Q8_0 block.
 const QK: usize = 32;
@@ -21,12 +20,12 @@ pub(super) type DotFn<T> = fn(usize, &[T], &[<T as GgmlType>::VecDotType]) -> f3
 /// The fastest dot product this CPU has for weight type `T`.
 pub(super) fn dot_for<T: GgmlType>() -> DotFn<T> {
     #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == GgmlDType::Q5_0
-        && <T::VecDotType as GgmlType>::DTYPE == GgmlDType::Q8_0
-        && is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-    {
-        return q5_0_q8_0_avx2_dispatch::<T>;
+    if <T::VecDotType as GgmlType>::DTYPE == GgmlDType::Q8_0 && has_avx2_fma_f16c() {
+        match T::DTYPE {
+            GgmlDType::Q8_0 => return dot_dispatch::<T, false>,
+            GgmlDType::Q5_0 => return dot_dispatch::<T, true>,
+            _ => {}
+        }
     }
     T::vec_dot
 }
@@ -37,11 +36,7 @@ pub(super) type Dot4Fn<T> = fn(usize, [&[T]; 4], &[<T as GgmlType>::VecDotType])
 /// A four-row kernel for weight type `T`, where this CPU has one.
 pub(super) fn dot4_for<T: GgmlType>() -> Option<Dot4Fn<T>> {
     #[cfg(target_arch = "x86_64")]
-    if <T::VecDotType as GgmlType>::DTYPE == GgmlDType::Q8_0
-        && is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c")
-    {
+    if <T::VecDotType as GgmlType>::DTYPE == GgmlDType::Q8_0 && has_avx2_fma_f16c() {
         match T::DTYPE {
             GgmlDType::Q8_0 => return Some(dot4_dispatch::<T, false>),
             GgmlDType::Q5_0 => return Some(dot4_dispatch::<T, true>),
@@ -57,13 +52,35 @@ fn dot4_dispatch<T: GgmlType, const Q5: bool>(
     rows: [&[T]; 4],
     ys: &[T::VecDotType],
 ) -> [f32; 4] {
+    dot4_dispatch_rows::<T, Q5, 4>(n, rows, ys)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot4_dispatch_rows<T: GgmlType, const Q5: bool, const R: usize>(
+    n: usize,
+    rows: [&[T]; R],
+    ys: &[T::VecDotType],
+) -> [f32; R] {
     let blocks = n / QK;
     let row_bytes = blocks * if Q5 { Q5_0_BYTES } else { Q8_0_BYTES };
     let xs = rows.map(bytes_of);
     let y = bytes_of(ys);
     assert!(xs.iter().all(|x| x.len() >= row_bytes) && y.len() >= blocks * Q8_0_BYTES);
     // SAFETY: AVX2, FMA and F16C were detected in `dot4_for`; every slice holds `blocks` blocks.
-    unsafe { dot4_avx2::<Q5>(blocks, xs, y) }
+    unsafe { dot_rows_avx2::<Q5, R>(blocks, xs, y) }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot_dispatch<T: GgmlType, const Q5: bool>(n: usize, xs: &[T], ys: &[T::VecDotType]) -> f32 {
+    let [dot] = dot4_dispatch_rows::<T, Q5, 1>(n, [xs], ys);
+    dot
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma_f16c() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
 }
 
 /// Block bytes of a slice of candle blocks (the layouts are `repr(C)` and fixed by GGUF).
@@ -72,62 +89,6 @@ fn bytes_of<B>(blocks: &[B]) -> &[u8] {
     unsafe {
         std::slice::from_raw_parts(blocks.as_ptr() as *const u8, std::mem::size_of_val(blocks))
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn q5_0_q8_0_avx2_dispatch<T: GgmlType>(n: usize, xs: &[T], ys: &[T::VecDotType]) -> f32 {
-    let (x, y) = (bytes_of(xs), bytes_of(ys));
-    let blocks = n / QK;
-    assert!(x.len() >= blocks * Q5_0_BYTES && y.len() >= blocks * Q8_0_BYTES);
-    // SAFETY: AVX2 and FMA were detected in `dot_for`; the slices hold `blocks` blocks each.
-    unsafe { q5_0_q8_0_avx2(blocks, x, y) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn q5_0_q8_0_avx2(blocks: usize, x: &[u8], y: &[u8]) -> f32 {
-    use std::arch::x86_64::*;
-    let (px, py) = (x.as_ptr(), y.as_ptr());
-    // byte i of the 32 values takes byte i/8 of the fifth bits...
-    let spread = _mm256_set_epi64x(
-        0x0303_0303_0303_0303,
-        0x0202_0202_0202_0202,
-        0x0101_0101_0101_0101,
-        0,
-    );
-    // ...and is all ones exactly when its bit i%8 is set once the other bits are forced on
-    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
-    let ones = _mm256_set1_epi64x(-1);
-    let high_off = _mm256_set1_epi8(0xF0u8 as i8);
-    let low_mask = _mm_set1_epi8(0x0F);
-    let pairs = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    for b in 0..blocks {
-        let xb = px.add(b * Q5_0_BYTES);
-        let yb = py.add(b * Q8_0_BYTES);
-        let d = f16::from_le_bytes([*xb, *xb.add(1)]).to_f32()
-            * f16::from_le_bytes([*yb, *yb.add(1)]).to_f32();
-        let qh = (xb.add(2) as *const u32).read_unaligned();
-        let packed = _mm_loadu_si128(xb.add(6) as *const __m128i);
-        let low = _mm_and_si128(packed, low_mask);
-        let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
-        let nibbles = _mm256_set_m128i(high, low);
-        let bits = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), spread);
-        let set = _mm256_cmpeq_epi8(_mm256_or_si256(bits, others), ones);
-        // value − 16: without the fifth bit the byte becomes nibble | 0xF0 = nibble − 16
-        let qx = _mm256_or_si256(nibbles, _mm256_andnot_si256(set, high_off));
-        let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
-        // signed × signed through maddubs: |x| · (y with x's sign)
-        let ax = _mm256_sign_epi8(qx, qx);
-        let sy = _mm256_sign_epi8(qy, qx);
-        let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), pairs);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc);
-    }
-    let hi = _mm256_extractf128_ps(acc, 1);
-    let sum4 = _mm_add_ps(_mm256_castps256_ps128(acc), hi);
-    let sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
-    let sum1 = _mm_add_ss(sum2, _mm_shuffle_ps(sum2, sum2, 1));
-    _mm_cvtss_f32(sum1)
 }
 
 /// One IEEE half to f32 with the F16C instruction.
@@ -139,44 +100,63 @@ unsafe fn half_to_f32(bits: u16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
 
+/// The 32 signed values of the Q5_0 block at `xb`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_avx2<const Q5: bool>(blocks: usize, xs: [&[u8]; 4], y: &[u8]) -> [f32; 4] {
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn q5_0_values(xb: *const u8) -> std::arch::x86_64::__m256i {
     use std::arch::x86_64::*;
-    let stride = if Q5 { Q5_0_BYTES } else { Q8_0_BYTES };
+    // byte i of the 32 values takes byte i/8 of the fifth bits...
     let spread = _mm256_set_epi64x(
         0x0303_0303_0303_0303,
         0x0202_0202_0202_0202,
         0x0101_0101_0101_0101,
         0,
     );
+    // ...and is all ones exactly when its bit i%8 is set once the other bits are forced on
     let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
-    let ones = _mm256_set1_epi64x(-1);
-    let high_off = _mm256_set1_epi8(0xF0u8 as i8);
     let low_mask = _mm_set1_epi8(0x0F);
+    let qh = (xb.add(2) as *const u32).read_unaligned();
+    let packed = _mm_loadu_si128(xb.add(6) as *const __m128i);
+    let low = _mm_and_si128(packed, low_mask);
+    let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
+    let nibbles = _mm256_set_m128i(high, low);
+    let bits = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), spread);
+    let set = _mm256_cmpeq_epi8(_mm256_or_si256(bits, others), _mm256_set1_epi64x(-1));
+    // value − 16: without the fifth bit the byte becomes nibble | 0xF0 = nibble − 16
+    _mm256_or_si256(
+        nibbles,
+        _mm256_andnot_si256(set, _mm256_set1_epi8(0xF0u8 as i8)),
+    )
+}
+
+/// `R` dot products of Q5_0 (`Q5`) or Q8_0 weight rows with one row of Q8_0 activations.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_rows_avx2<const Q5: bool, const R: usize>(
+    blocks: usize,
+    xs: [&[u8]; R],
+    y: &[u8],
+) -> [f32; R] {
+    use std::arch::x86_64::*;
+    let stride = if Q5 { Q5_0_BYTES } else { Q8_0_BYTES };
     let pairs = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut acc = [_mm256_setzero_ps(); R];
     let py = y.as_ptr();
     let px = xs.map(|x| x.as_ptr());
     for b in 0..blocks {
         let yb = py.add(b * Q8_0_BYTES);
         let dy = half_to_f32((yb as *const u16).read_unaligned());
         let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
-        for r in 0..4 {
+        for r in 0..R {
             let xb = px[r].add(b * stride);
             let dx = half_to_f32((xb as *const u16).read_unaligned());
             let qx = if Q5 {
-                let qh = (xb.add(2) as *const u32).read_unaligned();
-                let packed = _mm_loadu_si128(xb.add(6) as *const __m128i);
-                let low = _mm_and_si128(packed, low_mask);
-                let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
-                let nibbles = _mm256_set_m128i(high, low);
-                let bits = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), spread);
-                let set = _mm256_cmpeq_epi8(_mm256_or_si256(bits, others), ones);
-                _mm256_or_si256(nibbles, _mm256_andnot_si256(set, high_off))
+                q5_0_values(xb)
             } else {
                 _mm256_loadu_si256(xb.add(2) as *const __m256i)
             };
+            // signed × signed through maddubs: |x| · (y with x's sign)
             let ax = _mm256_sign_epi8(qx, qx);
             let sy = _mm256_sign_epi8(qy, qx);
             let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), pairs);
@@ -195,6 +175,7 @@ unsafe fn dot4_avx2<const Q5: bool>(blocks: usize, xs: [&[u8]; 4], y: &[u8]) -> 
 mod tests {
     use super::*;
     use candle_core::quantized::k_quants::{BlockQ5_0, BlockQ8_0};
+    use half::f16;
 
     /// The portable Q5_0 · Q8_0 dot product (what the SIMD version must equal up to rounding).
     fn q5_0_q8_0_scalar(blocks: usize, x: &[u8], y: &[u8]) -> f32 {

@@ -1,11 +1,14 @@
 //! The HTTP server (`anjeon serve`): routes, shared state, and the one place where errors
 //! become HTTP responses. Handlers are thin; the work happens in the library modules.
 
+mod ask;
 mod openai;
 
-use crate::config::Config;
+use crate::answer::{Answerer, Prompts};
+use crate::config::{AnswerConfig, Config};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
+use crate::index::Index;
 use crate::llm::engine::{Engine, EngineLimits};
 use crate::llm::{Generator, Llm};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -20,6 +23,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What every handler can reach.
 pub struct AppState {
+    pub index: Index,
+    pub prompts: Prompts,
+    pub answer: AnswerConfig,
     pub engine: Arc<Engine>,
     pub embedder: Arc<Embedder>,
     /// The id of the embedding model in `/v1/models` and `/v1/embeddings`.
@@ -34,6 +40,9 @@ impl AppState {
         let engine = Engine::start(llm, EngineLimits::default())?;
         let embedder = Embedder::from_cache(&config.cache_dir)?;
         Ok(AppState {
+            index: Index::open(config)?,
+            prompts: Answerer::load_prompts(&config.answer)?,
+            answer: config.answer.clone(),
             engine: Arc::new(engine),
             embedder: Arc::new(embedder),
             embedding_model: "multilingual-e5-small".into(),
@@ -52,6 +61,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route("/tokenize", post(openai::tokenize))
+        .route("/api/ask", post(ask::ask))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -49,7 +49,9 @@ fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 /// Parses a JSON body, answering malformed or oversized ones in OpenAI's error shape.
-fn parse<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(super) fn parse<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::from(Error::TooLarge(format!(
@@ -71,7 +73,8 @@ pub async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
         "object": "list",
         "data": [
-            {"id": state.engine.model_id(), "object": "model", "created": created, "owned_by": "anjeon"},
+            {"id": state.engine.model_id(), "object": "model", "created": created, "owned_by": "anjeon",
+             "max_model_len": state.engine.context_tokens()},
             {"id": state.embedding_model, "object": "model", "created": created, "owned_by": "anjeon"},
         ]
     }))
@@ -602,6 +605,40 @@ pub async fn embeddings(
         "data": data,
         "model": state.embedding_model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenizeRequest {
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    add_special_tokens: bool,
+}
+
+/// `/tokenize` in vLLM's shape (llama.cpp's `content` field is accepted too).
+pub async fn tokenize(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: TokenizeRequest = parse(body)?;
+    let text = req
+        .prompt
+        .or(req.content)
+        .ok_or_else(|| invalid("prompt", "send the text to tokenize as `prompt`"))?;
+    let llm = state.engine.llm();
+    let tokens = llm.tokenizer.encode(
+        &text,
+        req.add_special_tokens && llm.tokenizer.special().add_bos,
+        false,
+    )?;
+    Ok(Json(json!({
+        "tokens": tokens,
+        "count": tokens.len(),
+        "max_model_len": state.engine.context_tokens(),
     }))
     .into_response())
 }

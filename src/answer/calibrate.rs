@@ -1,0 +1,129 @@
+//! Calibration of the answer thresholds on a question set (run by hand, prints figures):
+//! rerank weights by gold-passage rank, and the refusal threshold on relevance.
+
+use super::retrieve::{retrieve, QuestionTerms, RerankWeights, Scored};
+use super::text::{bigram_containment, squash};
+use crate::bench::{load_questions, Question};
+use crate::config::Config;
+use crate::filter::{Access, SearchFilter};
+use crate::index::Index;
+
+fn is_gold(q: &Question, s: &Scored) -> bool {
+    match (&q.gold_doc, &q.gold_quote) {
+        (Some(d), Some(quote)) => {
+            let quote = quote.replace("\\.", ".");
+            &s.hit.doc == d
+                && (squash(&s.hit.text)
+                    .iter()
+                    .collect::<String>()
+                    .contains(&squash(&quote).iter().collect::<String>())
+                    || bigram_containment(&quote, &s.hit.text) >= 0.9)
+        }
+        _ => false,
+    }
+}
+
+/// `ANJEON_RAG_DATA=/tmp/answer-data cargo test --lib calibrate_on_dev -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn calibrate_on_dev() {
+    let data = std::env::var("ANJEON_RAG_DATA").expect("ANJEON_RAG_DATA: an index of the corpus");
+    let config = Config {
+        data_dir: data.into(),
+        cache_dir: crate::test_cache_dir(),
+        ..Default::default()
+    };
+    let index = Index::open(&config).expect("index");
+    let qa = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/qa/dev.jsonl");
+    let questions = load_questions(&qa).expect("questions");
+    let filter = SearchFilter {
+        access: vec![Access::Public],
+        ..Default::default()
+    };
+    let fused_weights = RerankWeights {
+        coverage: 0.5,
+        cosine_floor: 0.75,
+        cosine_ceiling: 0.92,
+    };
+    let mut per_question = Vec::new();
+    for q in &questions {
+        let terms = QuestionTerms::new(&index, &q.question, &filter).expect("terms");
+        let ranked = retrieve(
+            &index,
+            &q.question,
+            &terms,
+            &filter,
+            30,
+            &fused_weights,
+            false,
+        )
+        .expect("retrieve");
+        per_question.push((q, ranked));
+    }
+    println!("weight  floor  top1(gold)  mrr(gold)  | threshold sweep: t answered-answerable refused-unanswerable");
+    for floor in [0.70f32, 0.75, 0.80] {
+        for w in [0.0f32, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0] {
+            let weights = RerankWeights {
+                coverage: w,
+                cosine_floor: floor,
+                cosine_ceiling: 0.92,
+            };
+            let mut top1 = 0;
+            let mut mrr = 0.0;
+            let mut best_answerable = Vec::new();
+            let mut best_unanswerable = Vec::new();
+            for (q, ranked) in &per_question {
+                let mut order: Vec<(f32, &Scored)> = ranked
+                    .iter()
+                    .map(|s| (weights.relevance(s.coverage, s.cosine), s))
+                    .collect();
+                order.sort_by(|a, b| b.0.total_cmp(&a.0));
+                if let Some(rank) = order.iter().position(|(_, s)| is_gold(q, s)) {
+                    top1 += usize::from(rank == 0);
+                    mrr += 1.0 / (rank + 1) as f64;
+                }
+                let best = order.first().map(|o| o.0).unwrap_or(0.0);
+                if q.answerable {
+                    best_answerable.push(best);
+                } else {
+                    best_unanswerable.push(best);
+                }
+            }
+            let n = best_answerable.len();
+            let mut sweep = String::new();
+            for t in [0.3f32, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7] {
+                let answered = best_answerable.iter().filter(|&&b| b >= t).count();
+                let refused = best_unanswerable.iter().filter(|&&b| b < t).count();
+                sweep.push_str(&format!(" {t:.2}:{answered}/{refused}"));
+            }
+            println!(
+                "{w:.2}  {floor:.2}  {top1:>2}/{n}  {:.3}  |{sweep}",
+                mrr / n as f64
+            );
+        }
+    }
+    println!("fused order (no rerank):");
+    let mut top1 = 0;
+    let mut mrr = 0.0;
+    for (q, ranked) in &per_question {
+        if let Some(rank) = ranked.iter().position(|s| is_gold(q, s)) {
+            top1 += usize::from(rank == 0);
+            mrr += 1.0 / (rank + 1) as f64;
+        }
+    }
+    println!("top1 {top1}, mrr {:.3}", mrr / 26.0);
+    for (q, ranked) in &per_question {
+        let gold = ranked.iter().position(|s| is_gold(q, s));
+        let top = &ranked[..ranked.len().min(3)];
+        let feats: Vec<String> = top
+            .iter()
+            .map(|s| format!("cov {:.2} cos {:.3}", s.coverage, s.cosine.unwrap_or(0.0)))
+            .collect();
+        println!(
+            "{} {} gold@{gold:?} {}",
+            q.id,
+            q.answerable,
+            feats.join(" | ")
+        );
+    }
+}

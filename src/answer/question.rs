@@ -1,0 +1,168 @@
+//! Question understanding: Unicode and whitespace normalisation, follow-up questions made
+//! standalone from the conversation, and detection of questions about one's own medical case.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Longest question accepted, in characters (longer input is a paste, not a question).
+pub const MAX_QUESTION_CHARS: usize = 1000;
+
+/// NFC, control characters removed, runs of whitespace collapsed to one space.
+pub fn normalise(text: &str) -> String {
+    let nfc: String = text.nfc().collect();
+    nfc.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Words that point back into the conversation: a question containing one leans on the
+/// previous question for its subject.
+const ANAPHORA: [&str; 16] = [
+    "그거",
+    "그것",
+    "그건",
+    "그게",
+    "이거",
+    "이것",
+    "이건",
+    "저거",
+    "거기",
+    "그럼",
+    "그러면",
+    "그렇다면",
+    "그 경우",
+    "그때",
+    "해당",
+    "그 밖",
+];
+/// A follow-up this short (in characters, without spaces) rarely names its own subject.
+const SHORT_FOLLOW_UP_CHARS: usize = 12;
+
+/// Whether `question` needs the conversation to be understood: it is short, or it refers back
+/// with a demonstrative or a connective (그럼, 그건, 해당 …).
+pub fn is_follow_up(question: &str) -> bool {
+    let chars = question.chars().filter(|c| !c.is_whitespace()).count();
+    chars <= SHORT_FOLLOW_UP_CHARS || ANAPHORA.iter().any(|a| question.contains(a))
+}
+
+/// The standalone form of a follow-up: the previous standalone question's content terms
+/// that the follow-up does not repeat, prepended to it. A base model cannot be trusted to
+/// rewrite; this keeps the user's words and adds only the subject they left out.
+///
+/// `previous_terms` are the analysed content terms (morphemes) of the previous standalone
+/// question, `own_terms` those of the follow-up.
+pub fn rewrite_follow_up(
+    question: &str,
+    previous_terms: &[String],
+    own_terms: &[String],
+) -> String {
+    let mut carried: Vec<&str> = Vec::new();
+    for t in previous_terms {
+        // Single syllables (다, 제) and numbers alone carry no subject.
+        let meaningful = t.chars().count() >= 2 && !t.chars().all(|c| c.is_ascii_digit());
+        if meaningful && !own_terms.contains(t) && !carried.contains(&t.as_str()) {
+            carried.push(t);
+        }
+    }
+    if carried.is_empty() {
+        return question.to_string();
+    }
+    format!("{} — {question}", carried.join(" "))
+}
+
+/// Words by which a person speaks of their own (or their child's) case.
+const OWN_CASE: [&str; 13] = [
+    "제가",
+    "저는",
+    "저도",
+    "내가",
+    "나는",
+    "저희 아이",
+    "우리 아이",
+    "제 아이",
+    "아이가",
+    "임신 중",
+    "임신중",
+    "먹고 있",
+    "복용 중",
+];
+/// Words of a medical decision.
+const MEDICAL: [&str; 16] = [
+    "복용",
+    "먹어도",
+    "먹으면",
+    "마셔도",
+    "처방",
+    "증상",
+    "부작용",
+    "질환",
+    "병",
+    "임신",
+    "수유",
+    "투약",
+    "약을",
+    "약이",
+    "치료",
+    "진단",
+];
+
+/// Whether the question asks for a judgement on the asker's own health: such questions get a
+/// referral to a doctor or pharmacist before any general information.
+pub fn is_own_medical_case(question: &str) -> bool {
+    OWN_CASE.iter().any(|w| question.contains(w)) && MEDICAL.iter().any(|w| question.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_nfd_and_whitespace() {
+        let nfd: String = "건강진단".nfd().collect();
+        assert_ne!(nfd, "건강진단");
+        assert_eq!(
+            normalise(&format!("  {nfd}은\t\n언제\u{0007} 받나요? ")),
+            "건강진단은 언제 받나요?"
+        );
+    }
+
+    #[test]
+    fn detects_follow_ups() {
+        assert!(is_follow_up("비용은요?"));
+        assert!(is_follow_up("그럼 영업자는 몇 시간 받아야 하나요?"));
+        assert!(is_follow_up("해당 제품은 회수 대상인가요?"));
+        assert!(!is_follow_up(
+            "HACCP 적용업소 종업원의 신규 교육훈련 시간은 얼마인가요?"
+        ));
+    }
+
+    #[test]
+    fn follow_ups_borrow_the_missing_subject() {
+        let previous: Vec<String> = ["건강", "진단", "유효", "기간", "다시", "받"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let own: Vec<String> = ["비용", "진단"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            rewrite_follow_up("그럼 진단 비용은요?", &previous, &own),
+            "건강 유효 기간 다시 — 그럼 진단 비용은요?"
+        );
+        assert_eq!(rewrite_follow_up("비용은요?", &[], &own), "비용은요?");
+    }
+
+    #[test]
+    fn own_medical_cases() {
+        assert!(is_own_medical_case(
+            "제가 임신 중인데 이 건강기능식품을 먹어도 되나요?"
+        ));
+        assert!(is_own_medical_case(
+            "우리 아이가 감기약을 먹고 있는데 부작용이 있나요?"
+        ));
+        assert!(!is_own_medical_case(
+            "안전상비의약품은 몇 개 품목까지 지정되나요?"
+        ));
+        assert!(!is_own_medical_case(
+            "제가 식당을 열려면 위생교육을 받아야 하나요?"
+        ));
+    }
+}

@@ -1,0 +1,228 @@
+//! Retrieval for answers: the hybrid search under the caller's access filter, a rerank of its
+//! candidates by question-term coverage and dense similarity, and packing into a token budget.
+
+use crate::config::SearchMode;
+use crate::error::Result;
+use crate::filter::SearchFilter;
+use crate::index::{Candidate, Hit, Index, SearchRequest};
+use std::collections::{HashMap, HashSet};
+
+/// A candidate passage with the evidence that it answers the question.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub hit: Hit,
+    /// IDF-weighted share of the question's terms the passage (title and text) contains.
+    pub coverage: f32,
+    /// Cosine of question and passage embeddings (e5), when the dense side ranked it.
+    pub cosine: Option<f32>,
+    /// What the rerank orders by, in 0..=1.
+    pub relevance: f32,
+}
+
+/// The question's analysed terms with their inverse document frequencies, computed over
+/// only what the caller may read.
+#[derive(Debug, Clone)]
+pub struct QuestionTerms {
+    pub terms: Vec<String>,
+    pub idf: Vec<f32>,
+}
+
+impl QuestionTerms {
+    pub fn new(index: &Index, question: &str, filter: &SearchFilter) -> Result<QuestionTerms> {
+        let mut terms: Vec<String> = Vec::new();
+        for t in index.analyse(question)? {
+            if !terms.contains(&t) {
+                terms.push(t);
+            }
+        }
+        let stats = index.term_stats(&terms, filter)?;
+        let n = stats.passages as f32;
+        let idf = stats
+            .doc_freqs
+            .iter()
+            .map(|&df| {
+                let df = df as f32;
+                (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+            })
+            .collect();
+        Ok(QuestionTerms { terms, idf })
+    }
+
+    /// IDF-weighted share of the question's terms among `present` (analysed terms of a text).
+    pub fn coverage(&self, present: &HashSet<String>) -> f32 {
+        let total: f32 = self.idf.iter().sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let found: f32 = self
+            .terms
+            .iter()
+            .zip(&self.idf)
+            .filter(|(t, _)| present.contains(*t))
+            .map(|(_, w)| w)
+            .sum();
+        found / total
+    }
+}
+
+/// How relevance is computed from the two signals.
+#[derive(Debug, Clone, Copy)]
+pub struct RerankWeights {
+    /// Weight of term coverage; the rest goes to the scaled cosine.
+    pub coverage: f32,
+    /// Cosines at or below this count as 0 (unrelated Korean texts score ~0.75 with e5).
+    pub cosine_floor: f32,
+    /// Cosines at or above this count as 1.
+    pub cosine_ceiling: f32,
+}
+
+impl RerankWeights {
+    pub fn relevance(&self, coverage: f32, cosine: Option<f32>) -> f32 {
+        let span = (self.cosine_ceiling - self.cosine_floor).max(1e-3);
+        let dense = cosine
+            .map(|c| ((c - self.cosine_floor) / span).clamp(0.0, 1.0))
+            .unwrap_or(0.0);
+        self.coverage * coverage + (1.0 - self.coverage) * dense
+    }
+}
+
+/// Hybrid candidates for `question` under `filter`, each scored; reranked by relevance when
+/// `rerank` is set, else in the fused order.
+pub fn retrieve(
+    index: &Index,
+    question: &str,
+    terms: &QuestionTerms,
+    filter: &SearchFilter,
+    candidates: usize,
+    weights: &RerankWeights,
+    rerank: bool,
+) -> Result<Vec<Scored>> {
+    let vector = index.embed_query(question)?;
+    let request = SearchRequest {
+        query: question.to_string(),
+        top_k: candidates.max(1),
+        mode: SearchMode::Hybrid,
+        lexical: crate::config::LexicalFields::Both,
+        filter: filter.clone(),
+    };
+    let found: Vec<Candidate> = index.candidates(&request, Some(&vector))?;
+    let mut scored = Vec::with_capacity(found.len());
+    for c in found {
+        let present: HashSet<String> = index
+            .analyse(&format!("{}\n{}", c.hit.title, c.hit.text))?
+            .into_iter()
+            .collect();
+        let coverage = terms.coverage(&present);
+        let relevance = weights.relevance(coverage, c.cosine);
+        scored.push(Scored {
+            hit: c.hit,
+            coverage,
+            cosine: c.cosine,
+            relevance,
+        });
+    }
+    if rerank {
+        // Stable: ties keep the fused order.
+        scored.sort_by(|a, b| b.relevance.total_cmp(&a.relevance));
+    }
+    Ok(scored)
+}
+
+/// The passages that fit: at most `max_passages`, in order, while their rendered size stays
+/// within `budget_tokens` (the first always goes in, cut to the budget if it must be).
+pub fn pack<'a>(
+    ranked: &'a [Scored],
+    max_passages: usize,
+    budget_tokens: usize,
+    count_tokens: &dyn Fn(&str) -> Result<usize>,
+) -> Result<Vec<&'a Scored>> {
+    let mut out = Vec::new();
+    let mut used = 0;
+    let mut seen_text: HashMap<&str, ()> = HashMap::new();
+    for s in ranked {
+        if out.len() >= max_passages {
+            break;
+        }
+        // Identical text under two keys (a file and its copy) would waste the budget.
+        if seen_text.insert(s.hit.text.as_str(), ()).is_some() {
+            continue;
+        }
+        let cost = count_tokens(&format!("{} {}", s.hit.title, s.hit.text))? + 16;
+        if used + cost > budget_tokens && !out.is_empty() {
+            break;
+        }
+        used += cost;
+        out.push(s);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(text: &str) -> Hit {
+        Hit {
+            doc: "d".into(),
+            title: "t".into(),
+            locator: "l".into(),
+            score: 0.0,
+            text: text.into(),
+            highlight: String::new(),
+            id: 0,
+            kind: "text".into(),
+            law: None,
+            access: "public".into(),
+            date: None,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    #[test]
+    fn coverage_weights_rare_terms() {
+        let terms = QuestionTerms {
+            terms: vec!["배추김치".into(), "기준".into()],
+            idf: vec![8.0, 1.0],
+        };
+        let common: HashSet<String> = ["기준".to_string()].into();
+        let rare: HashSet<String> = ["배추김치".to_string()].into();
+        assert!((terms.coverage(&common) - 1.0 / 9.0).abs() < 1e-6);
+        assert!((terms.coverage(&rare) - 8.0 / 9.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn relevance_mixes_both_signals() {
+        let w = RerankWeights {
+            coverage: 0.5,
+            cosine_floor: 0.75,
+            cosine_ceiling: 0.95,
+        };
+        assert!((w.relevance(1.0, Some(0.95)) - 1.0).abs() < 1e-6);
+        assert!((w.relevance(1.0, None) - 0.5).abs() < 1e-6);
+        assert!((w.relevance(0.0, Some(0.85)) - 0.25).abs() < 1e-6);
+    }
+
+    #[test]
+    fn packing_respects_count_and_budget() {
+        let ranked: Vec<Scored> = ["가나다", "가나다", "라마바", "사아자"]
+            .iter()
+            .map(|t| Scored {
+                hit: hit(t),
+                coverage: 0.0,
+                cosine: None,
+                relevance: 0.0,
+            })
+            .collect();
+        let chars = |t: &str| Ok(t.chars().count());
+        let packed = pack(&ranked, 5, 1000, &chars).unwrap();
+        assert_eq!(packed.len(), 3, "duplicates are skipped");
+        assert_eq!(pack(&ranked, 2, 1000, &chars).unwrap().len(), 2);
+        assert_eq!(pack(&ranked, 5, 25, &chars).unwrap().len(), 1);
+        assert_eq!(
+            pack(&ranked, 5, 1, &chars).unwrap().len(),
+            1,
+            "the first always fits"
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! Text pieces the pipeline reasons about: sentences of passages and answers, citation
+//! markers `[n]`, and the verbatim spans a leak check looks for.
+
+use std::collections::HashSet;
+
+/// One sentence of an answer with the passage numbers it cites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CitedSentence {
+    /// The sentence without its citation markers.
+    pub text: String,
+    pub citations: Vec<usize>,
+}
+
+/// Splits text into sentences: after `.`, `?`, `!` or `。` followed by whitespace, at line
+/// breaks, and before a circled paragraph number (①…⑳) or an item number at a line start,
+/// because statute paragraphs are run together in passages. Pieces are trimmed; empty ones
+/// are dropped.
+pub fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if is_paragraph_mark(c) && !current.trim().is_empty() {
+            push_piece(&mut out, &mut current);
+        }
+        if c == '\n' {
+            push_piece(&mut out, &mut current);
+            continue;
+        }
+        current.push(c);
+        let ends =
+            matches!(c, '.' | '?' | '!' | '。') && chars.peek().is_none_or(|n| n.is_whitespace());
+        // "1." of a list item or "2024." of a date is no sentence end.
+        let after_number = c == '.' && {
+            let before: String = current.chars().rev().skip(1).take(5).collect();
+            before.chars().next().is_some_and(|d| d.is_ascii_digit())
+        };
+        if ends && !after_number {
+            // Citation markers right after the full stop belong to this sentence.
+            while chars.peek() == Some(&' ') {
+                let mut look = chars.clone();
+                look.next();
+                if look.peek() == Some(&'[') {
+                    chars.next();
+                    current.push(' ');
+                    while let Some(&m) = chars.peek() {
+                        current.push(m);
+                        chars.next();
+                        if m == ']' {
+                            break;
+                        }
+                    }
+                } else {
+                    break;
+                }
+            }
+            push_piece(&mut out, &mut current);
+        }
+    }
+    push_piece(&mut out, &mut current);
+    out
+}
+
+fn push_piece(out: &mut Vec<String>, current: &mut String) {
+    let piece = current.trim();
+    if !piece.is_empty() {
+        out.push(piece.to_string());
+    }
+    current.clear();
+}
+
+fn is_paragraph_mark(c: char) -> bool {
+    ('①'..='⑳').contains(&c)
+}
+
+/// Splits an answer into sentences and takes the `[n]` / `[n, m]` / `[n][m]` markers out of
+/// each. Numbers outside `1..=max` are dropped (the model may invent them).
+pub fn cited_sentences(answer: &str, max: usize) -> Vec<CitedSentence> {
+    sentences(answer)
+        .into_iter()
+        .filter_map(|s| {
+            let (text, citations) = take_citations(&s, max);
+            (!text.is_empty()).then_some(CitedSentence { text, citations })
+        })
+        .collect()
+}
+
+/// The sentence without `[…]` groups of numbers, and those numbers (in order, unique).
+fn take_citations(sentence: &str, max: usize) -> (String, Vec<usize>) {
+    let mut text = String::new();
+    let mut citations = Vec::new();
+    let mut rest = sentence;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find(']').map(|c| open + c) else {
+            break;
+        };
+        let inner = &rest[open + 1..close];
+        let numbers: Option<Vec<usize>> = inner
+            .split([',', ' ', '，'])
+            .filter(|p| !p.is_empty())
+            .map(|p| p.trim().parse().ok())
+            .collect();
+        text.push_str(&rest[..open]);
+        match numbers {
+            Some(ns) if !ns.is_empty() => {
+                for n in ns {
+                    if (1..=max).contains(&n) && !citations.contains(&n) {
+                        citations.push(n);
+                    }
+                }
+            }
+            _ => text.push_str(&rest[open..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    text.push_str(rest);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = text.replace(" .", ".").trim().to_string();
+    (text, citations)
+}
+
+/// Text reduced to what a copy keeps: letters and digits only (spacing, punctuation and
+/// Markdown escapes vary between a source and a quotation of it).
+pub fn squash(text: &str) -> Vec<char> {
+    text.chars().filter(|c| c.is_alphanumeric()).collect()
+}
+
+/// Whether `a` and `b` share a run of at least `min_chars` letters and digits (spacing
+/// and punctuation ignored) that `allowed` does not also contain.
+pub fn shares_span(a: &str, b: &str, min_chars: usize, allowed: &[&str]) -> bool {
+    let a = squash(a);
+    let b = squash(b);
+    if a.len() < min_chars || b.len() < min_chars {
+        return false;
+    }
+    let windows: HashSet<&[char]> = b.windows(min_chars).collect();
+    let allowed: Vec<String> = allowed
+        .iter()
+        .map(|t| squash(t).into_iter().collect())
+        .collect();
+    a.windows(min_chars).any(|w| {
+        windows.contains(w) && {
+            let s: String = w.iter().collect();
+            !allowed.iter().any(|t| t.contains(&s))
+        }
+    })
+}
+
+/// Share of `claim`'s Hangul/letter bigrams (of the squashed text) found in `source`.
+pub fn bigram_containment(claim: &str, source: &str) -> f32 {
+    let c = squash(claim);
+    let s = squash(source);
+    if c.len() < 2 {
+        return 0.0;
+    }
+    let source_bigrams: HashSet<(char, char)> = s.windows(2).map(|w| (w[0], w[1])).collect();
+    let total = c.len() - 1;
+    let found = c
+        .windows(2)
+        .filter(|w| source_bigrams.contains(&(w[0], w[1])))
+        .count();
+    found as f32 / total as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statute_passages_into_sentences() {
+        let text = "③ 건강진단의 유효기간은 1년으로 한다. ④ 건강진단은 만료일 전후 각각 30일 이내에 실시해야 한다. 다만, 천재지변 등은 예외로 한다.\n1. 식품위생법 제2조에 따른 것";
+        let s = sentences(text);
+        assert_eq!(
+            s,
+            vec![
+                "③ 건강진단의 유효기간은 1년으로 한다.",
+                "④ 건강진단은 만료일 전후 각각 30일 이내에 실시해야 한다.",
+                "다만, 천재지변 등은 예외로 한다.",
+                "1. 식품위생법 제2조에 따른 것",
+            ]
+        );
+        assert_eq!(sentences("법률 제20000호, 2024. 1. 2. 개정").len(), 1);
+    }
+
+    #[test]
+    fn takes_citations_out_of_answers() {
+        let a = cited_sentences(
+            "유효기간은 1년입니다 [1]. 만료일 전후 30일 이내에 받습니다. [2][9] 끝 [2, 3]",
+            3,
+        );
+        assert_eq!(a.len(), 3, "{a:?}");
+        assert_eq!(a[0].text, "유효기간은 1년입니다.");
+        assert_eq!(a[0].citations, vec![1]);
+        assert_eq!(a[1].text, "만료일 전후 30일 이내에 받습니다.");
+        assert_eq!(a[1].citations, vec![2]);
+        assert_eq!(a[2].citations, vec![2, 3]);
+        let kept = cited_sentences("[별표 1]에 따른다 [1]", 3);
+        assert_eq!(kept[0].text, "[별표 1]에 따른다");
+    }
+
+    #[test]
+    fn spans_and_containment() {
+        let internal = "내부 감사 결과 A업체의 위반 사항은 2026년 3월 현장점검에서 확인되었으며 과징금 부과 예정임";
+        let answer =
+            "A업체의 위반 사항은 2026년 3월 현장점검에서 확인되었으며 과징금 부과 예정입니다";
+        assert!(shares_span(answer, internal, 30, &[]));
+        assert!(!shares_span(answer, internal, 30, &[internal]));
+        assert!(!shares_span("짧은 문장", internal, 30, &[]));
+        assert!(
+            bigram_containment(
+                "유효기간 만료일 전후",
+                "건강진단의 유효기간 만료일 전후 각각"
+            ) > 0.99
+        );
+        assert!(bigram_containment("모든 식품은 안전하다", "건강진단의 유효기간") < 0.2);
+    }
+}

@@ -1,0 +1,104 @@
+//! End-to-end test of `POST /api/ask` on a running server over a real index: the streamed
+//! answer (SSE `delta` events, then the `answer` event) and the same JSON without streaming;
+//! a role claimed in the body is not trusted.
+
+mod common;
+
+use common::{anjeon, post_json, shared, start_server};
+use serde_json::Value;
+
+#[test]
+fn the_server_answers_with_citations_by_sse_and_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    for rel in [
+        "statutes/식품위생분야종사자의건강진단규칙.md",
+        "mfds_data/mfds_safety_letters_subset.json",
+    ] {
+        std::fs::create_dir_all(docs.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(shared().join(rel), docs.join(rel)).unwrap();
+    }
+    std::fs::write(
+        tmp.path().join("비밀.md"),
+        "# 내부 점검 메모\n\n건강진단 결과서 위조 업소 명단은 서울 강남구 가나다식당이며 외부 공개를 금지한다.\n",
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let out = anjeon(&data)
+        .args(["ingest", "--json"])
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = anjeon(&data)
+        .args(["ingest", "--json", "--access", "internal"])
+        .arg(tmp.path().join("비밀.md"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (_server, url) = start_server(&data);
+    let question = "건강진단 유효기간이 끝나가는데, 언제까지 다시 받아야 하나요?";
+    let (status, body) = post_json(
+        &url,
+        "/api/ask",
+        &serde_json::json!({ "question": question, "stream": false }).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let whole: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(whole["refused"], false, "{whole}");
+    assert!(!whole["citations"].as_array().unwrap().is_empty());
+
+    let (status, stream) = post_json(
+        &url,
+        "/api/ask",
+        &serde_json::json!({ "question": question }).to_string(),
+    );
+    assert_eq!(status, 200, "{stream}");
+    let mut text = String::new();
+    let mut last = None;
+    for event in stream.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        let name = event
+            .lines()
+            .find_map(|l| l.strip_prefix("event:"))
+            .map(str::trim);
+        let data: String = event
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim_start)
+            .collect();
+        match name {
+            Some("delta") => text.push_str(
+                serde_json::from_str::<Value>(&data).unwrap()["text"]
+                    .as_str()
+                    .unwrap(),
+            ),
+            Some("answer") => last = Some(serde_json::from_str::<Value>(&data).unwrap()),
+            _ => {}
+        }
+    }
+    let last = last.expect("a final answer event");
+    assert_eq!(last["answer"], whole["answer"]);
+    assert_eq!(text.trim(), last["answer"].as_str().unwrap().trim());
+
+    // claiming to be an official does not open internal documents
+    let (status, body) = post_json(
+        &url,
+        "/api/ask",
+        &serde_json::json!({ "question": "건강진단 결과서 위조 업소 명단은?", "role": "official", "stream": false })
+            .to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("가나다식당"), "{body}");
+
+    let (status, body) = post_json(&url, "/api/ask", "{\"question\": ");
+    assert_eq!(status, 400, "{body}");
+}

@@ -1,0 +1,112 @@
+//! What the end-to-end tests share: where the corpus and the asset cache are, and the
+//! `anjeon` binary set up to use a data directory and nothing else of the environment.
+
+// Each test binary uses only some of these helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The shared corpus (`../shared/corpus/docs`); tests copy from it, never into it.
+pub fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/docs")
+}
+
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("ANJEON_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache"))
+}
+
+/// `anjeon` on `data`, with the shared cache and no configuration from outside.
+pub fn anjeon(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anjeon"));
+    cmd.env("ANJEON_DATA_DIR", data)
+        .env("ANJEON_CACHE_DIR", cache_dir())
+        .env_remove("ANJEON_CONFIG")
+        .env_remove("ANJEON_QDRANT_URL")
+        .env_remove("ANJEON_ANSWER_MODE")
+        .current_dir(data.parent().unwrap_or(data));
+    cmd
+}
+
+/// A server process that is killed when the test ends, however it ends.
+pub struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `anjeon serve` on a free port over `data`; returns the process and its base URL.
+pub fn start_server(data: &Path) -> (Server, String) {
+    use std::io::BufRead;
+    let mut child = anjeon(data)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("ANJEON_LLM_THREADS", "2")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start anjeon serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = Server(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let url = line
+        .trim()
+        .strip_prefix("anjeon listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    (server, url)
+}
+
+/// One HTTP/1.1 POST of a JSON body; returns the status and the whole response body (the
+/// server closes the connection, so a stream is read to its end).
+pub fn post_json(url: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let authority = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
