@@ -3,36 +3,20 @@
 //! LLM engine's prefill/decode speed.
 
 use crate::config::{Config, LexicalFields, SearchMode};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::filter::{Access, SearchFilter};
 use crate::index::{Index, SearchRequest};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 
-/// One question of a `dev.jsonl`-style set.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Question {
-    pub id: String,
-    pub question: String,
-    pub answerable: bool,
-    #[serde(default)]
-    pub gold_doc: Option<String>,
-    #[serde(default)]
-    pub gold_quote: Option<String>,
-}
+/// One question of a `dev.jsonl`-style set (the eval suite's type).
+pub use anjeon_eval::QaItem as Question;
 
-/// Reads a JSON-lines question set.
+/// Reads a JSON-lines question set (answerable questions must name their gold document and
+/// quote; ids are unique).
 pub fn load_questions(path: &Path) -> Result<Vec<Question>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| Error::InvalidInput(format!("{}:{}: {e}", path.display(), i + 1)))
-        })
-        .collect()
+    Ok(anjeon_eval::load_questions(path)?)
 }
 
 /// Retrieval quality of one ranking configuration.

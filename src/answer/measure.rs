@@ -234,6 +234,8 @@ mod tests {
             answerable: true,
             gold_doc: Some("a.md".into()),
             gold_quote: Some("영 제21조제2호 및 제8호의 영업을 하려는 자: 6시간".into()),
+            reference_answer: String::new(),
+            kind: None,
         };
         assert!(holds_gold(
             &q,
