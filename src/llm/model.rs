@@ -235,11 +235,12 @@ impl Model {
             });
         }
         let embed = g.weight("token_embd.weight")?;
-        let output = if g.has_tensor("output.weight") {
+        let mut output = if g.has_tensor("output.weight") {
             g.weight("output.weight")?
         } else {
             embed.clone()
         };
+        output.pack_for_decoding();
         config.vocab = output.rows();
         let model = Model {
             embed,

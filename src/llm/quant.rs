@@ -171,6 +171,121 @@ unsafe fn dot_rows_avx2<const Q5: bool, const R: usize>(
     })
 }
 
+/// Bytes of one group-block of [`PackedQ8`]: four f32 scales, then four rows of 32 values.
+const GROUP_BLOCK_BYTES: usize = 16 + 4 * QK;
+
+/// A Q8_0 matrix regrouped four rows at a time for decoding: per group and block, the four
+/// rows' scales as f32 and then their 4 × 32 values, so a group is one sequential stream with
+/// no half-float conversions. Used for the output layer, which a decode step reads whole.
+pub(super) struct PackedQ8 {
+    blocks: usize,
+    data: Vec<u8>,
+}
+
+impl PackedQ8 {
+    /// Regroups `rows` × `cols` Q8_0 blocks (`raw`); `None` unless rows come in fours.
+    pub fn pack(raw: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        if !rows.is_multiple_of(4)
+            || !cols.is_multiple_of(QK)
+            || raw.len() != rows * cols / QK * Q8_0_BYTES
+        {
+            return None;
+        }
+        let blocks = cols / QK;
+        let mut data = vec![0u8; rows / 4 * blocks * GROUP_BLOCK_BYTES];
+        for (g, group) in data
+            .chunks_exact_mut(blocks * GROUP_BLOCK_BYTES)
+            .enumerate()
+        {
+            for (b, out) in group.chunks_exact_mut(GROUP_BLOCK_BYTES).enumerate() {
+                for r in 0..4 {
+                    let at = ((4 * g + r) * blocks + b) * Q8_0_BYTES;
+                    let block = &raw[at..at + Q8_0_BYTES];
+                    let scale = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+                    out[4 * r..4 * r + 4].copy_from_slice(&scale.to_le_bytes());
+                    out[16 + QK * r..16 + QK * (r + 1)].copy_from_slice(&block[2..]);
+                }
+            }
+        }
+        Some(PackedQ8 { blocks, data })
+    }
+
+    pub fn groups(&self) -> usize {
+        self.data.len() / (self.blocks * GROUP_BLOCK_BYTES).max(1)
+    }
+
+    /// Rows 4g..4g+4 · one row of Q8_0 activations (`y`, with its scales `dy` as f32).
+    pub fn dot4(&self, group: usize, y: &[u8], dy: &[f32]) -> [f32; 4] {
+        let size = self.blocks * GROUP_BLOCK_BYTES;
+        let g = &self.data[group * size..(group + 1) * size];
+        assert!(y.len() >= self.blocks * Q8_0_BYTES && dy.len() >= self.blocks);
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma_f16c() {
+            // SAFETY: AVX2 and FMA are present; `g`, `y` and `dy` hold `blocks` blocks each.
+            return unsafe { packed_dot4_avx2(self.blocks, g, y, dy) };
+        }
+        let mut out = [0f32; 4];
+        for (b, gb) in g.chunks_exact(GROUP_BLOCK_BYTES).enumerate() {
+            let qy = &y[b * Q8_0_BYTES + 2..(b + 1) * Q8_0_BYTES];
+            for (r, o) in out.iter_mut().enumerate() {
+                let scale =
+                    f32::from_le_bytes([gb[4 * r], gb[4 * r + 1], gb[4 * r + 2], gb[4 * r + 3]]);
+                let values = &gb[16 + QK * r..16 + QK * (r + 1)];
+                let dot: i32 = values
+                    .iter()
+                    .zip(qy)
+                    .map(|(&x, &y)| x as i8 as i32 * y as i8 as i32)
+                    .sum();
+                *o += dot as f32 * scale * dy[b];
+            }
+        }
+        out
+    }
+}
+
+/// The scales of Q8_0 activation blocks as f32.
+pub(super) fn q8_0_scales(y: &[u8]) -> Vec<f32> {
+    y.chunks_exact(Q8_0_BYTES)
+        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect()
+}
+
+pub(super) fn q8_0_bytes<T: GgmlType>(blocks: &[T]) -> &[u8] {
+    bytes_of(blocks)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn packed_dot4_avx2(blocks: usize, g: &[u8], y: &[u8], dy: &[f32]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let pairs = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let (pg, py) = (g.as_ptr(), y.as_ptr());
+    for b in 0..blocks {
+        let gb = pg.add(b * GROUP_BLOCK_BYTES);
+        let qy = _mm256_loadu_si256(py.add(b * Q8_0_BYTES + 2) as *const __m256i);
+        let scales = (gb as *const [f32; 4]).read_unaligned();
+        let d = *dy.get_unchecked(b);
+        for r in 0..4 {
+            let qx = _mm256_loadu_si256(gb.add(16 + QK * r) as *const __m256i);
+            let ax = _mm256_sign_epi8(qx, qx);
+            let sy = _mm256_sign_epi8(qy, qx);
+            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), pairs);
+            acc[r] = _mm256_fmadd_ps(
+                _mm256_set1_ps(scales[r] * d),
+                _mm256_cvtepi32_ps(dot),
+                acc[r],
+            );
+        }
+    }
+    acc.map(|a| {
+        let hi = _mm256_extractf128_ps(a, 1);
+        let sum4 = _mm_add_ps(_mm256_castps256_ps128(a), hi);
+        let sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
+        _mm_cvtss_f32(_mm_add_ss(sum2, _mm_shuffle_ps(sum2, sum2, 1)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +367,16 @@ mod tests {
             assert!(
                 (g - want).abs() <= 1e-3 * want.abs().max(1.0),
                 "q5 row {r}: {g} vs {want}"
+            );
+        }
+        let packed = PackedQ8::pack(bytes_of(&w8), rows, n).unwrap();
+        let dy = q8_0_scales(bytes_of(&aq));
+        let got = packed.dot4(0, bytes_of(&aq), &dy);
+        for (r, g) in got.iter().enumerate() {
+            let want = BlockQ8_0::vec_dot_unopt(n, &w8[r * nb..(r + 1) * nb], &aq);
+            assert!(
+                (g - want).abs() <= 1e-3 * want.abs().max(1.0),
+                "packed row {r}: {g} vs {want}"
             );
         }
         let dot4 = dot4_for::<BlockQ8_0>().expect("an AVX2 machine");

@@ -11,6 +11,7 @@
 //! Both paths see the same activations: the GEMM path rounds them through the dot-product
 //! type first (as llama.cpp does everywhere), so the two differ only by summation order.
 
+use super::quant::PackedQ8;
 use crate::error::{Error, Result};
 use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -118,6 +119,8 @@ pub struct Weight {
     cols: usize,
     storage: Storage,
     range: Range<usize>,
+    /// A regrouped copy for decoding (see [`Weight::pack_for_decoding`]).
+    packed: Option<Arc<PackedQ8>>,
 }
 
 impl Weight {
@@ -160,7 +163,18 @@ impl Weight {
             cols,
             storage,
             range,
+            packed: None,
         })
+    }
+
+    /// Keeps a copy of a Q8_0 matrix regrouped four rows at a time, which decoding reads as
+    /// one stream (worth its memory for the output layer, read whole at every step).
+    /// Other formats are left as they are.
+    pub fn pack_for_decoding(&mut self) {
+        if self.dtype == GgmlDType::Q8_0 {
+            let raw = &self.storage.bytes()[self.range.clone()];
+            self.packed = PackedQ8::pack(raw, self.rows, self.cols).map(Arc::new);
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -207,6 +221,9 @@ impl Weight {
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
         assert_eq!(x.len(), m * self.cols, "matmul input shape");
         assert!(out.len() >= m * self.rows, "matmul output shape");
+        if let (Some(packed), true) = (&self.packed, m <= DOT_MAX_ROWS) {
+            return matmul_packed(packed, x, m, self.cols, self.rows, out);
+        }
         with_block_type!(self.dtype, T => {
             if m <= DOT_MAX_ROWS {
                 matmul_dot::<T>(self.blocks::<T>(), x, m, self.cols, self.rows, out)
@@ -264,6 +281,37 @@ fn matmul_dot<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, out
             }
         }
     });
+}
+
+fn matmul_packed(packed: &PackedQ8, x: &[f32], m: usize, k: usize, n: usize, out: &mut [f32]) {
+    let kb = k / BlockQ8_0::BLCK_SIZE;
+    let mut xq = vec![BlockQ8_0::zeros(); m * kb];
+    for (row, q) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
+        BlockQ8_0::from_float(row, q);
+    }
+    let bytes = super::quant::q8_0_bytes(&xq);
+    let row_bytes = bytes.len() / m;
+    let scales = super::quant::q8_0_scales(bytes);
+    let dst = SharedMut(out.as_mut_ptr());
+    let groups_per_task = DOT_CHUNK / 4;
+    (0..packed.groups().div_ceil(groups_per_task))
+        .into_par_iter()
+        .for_each(|c| {
+            let end = ((c + 1) * groups_per_task).min(packed.groups());
+            for g in c * groups_per_task..end {
+                for i in 0..m {
+                    let v = packed.dot4(
+                        g,
+                        &bytes[i * row_bytes..(i + 1) * row_bytes],
+                        &scales[i * kb..(i + 1) * kb],
+                    );
+                    for (r, v) in v.into_iter().enumerate() {
+                        // SAFETY: rows 4g..4g+4 belong to this task's groups.
+                        unsafe { *dst.ptr().add(i * n + 4 * g + r) = v };
+                    }
+                }
+            }
+        });
 }
 
 fn matmul_panels<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, out: &mut [f32]) {
