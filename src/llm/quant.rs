@@ -286,6 +286,100 @@ unsafe fn packed_dot4_avx2(blocks: usize, g: &[u8], y: &[u8], dy: &[f32]) -> [f3
     })
 }
 
+/// `x` rounded through the activation format `dtype` (Q8_0 or Q8_K) and back, exactly as
+/// candle's `from_float` then `to_float` would, but vectorised; `false` when this CPU or
+/// format has no fast version (the caller then uses candle's).
+pub(super) fn round_trip_q8(dtype: GgmlDType, x: &[f32], out: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let block = match dtype {
+            GgmlDType::Q8_0 => QK,
+            GgmlDType::Q8K => QK_K,
+            _ => return false,
+        };
+        if !x.len().is_multiple_of(block) || out.len() != x.len() {
+            return false;
+        }
+        for (src, dst) in x.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
+            // SAFETY: AVX-512F is present; both blocks are `block` long, a multiple of 16.
+            unsafe {
+                if block == QK {
+                    round_trip_q8_0_avx512(src, dst)
+                } else {
+                    round_trip_q8k_avx512(src, dst)
+                }
+            }
+        }
+        return true;
+    }
+    let _ = (dtype, x, out);
+    false
+}
+
+/// Values per Q8_K block.
+const QK_K: usize = 256;
+
+/// `round(v)` with halves away from zero (Rust's `f32::round`), clamped to i8's range.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn round_away_i8(v: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+    let frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+    let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(frac, _mm512_set1_ps(0.5));
+    // t ± 1 toward v's sign where the fraction is at least one half
+    let step = _mm512_or_ps(_mm512_set1_ps(1.0), _mm512_and_ps(v, _mm512_set1_ps(-0.0)));
+    let r = _mm512_mask_add_ps(t, up, t, step);
+    _mm512_min_ps(
+        _mm512_max_ps(r, _mm512_set1_ps(-128.0)),
+        _mm512_set1_ps(127.0),
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn round_trip_q8_0_avx512(x: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (a, b) = (
+        _mm512_loadu_ps(x.as_ptr()),
+        _mm512_loadu_ps(x.as_ptr().add(16)),
+    );
+    let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let scale = _mm512_set1_ps(half::f16::from_f32(d).to_f32());
+    let id = _mm512_set1_ps(id);
+    for (v, at) in [(a, 0), (b, 16)] {
+        let q = round_away_i8(_mm512_mul_ps(v, id));
+        _mm512_storeu_ps(out.as_mut_ptr().add(at), _mm512_mul_ps(scale, q));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn round_trip_q8k_avx512(x: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let mut amax_v = _mm512_setzero_ps();
+    for i in (0..QK_K).step_by(16) {
+        amax_v = _mm512_max_ps(amax_v, _mm512_abs_ps(_mm512_loadu_ps(x.as_ptr().add(i))));
+    }
+    let amax = _mm512_reduce_max_ps(amax_v);
+    if amax == 0.0 {
+        out.fill(0.0);
+        return;
+    }
+    // the first value of largest magnitude gives the sign, as in candle
+    let max = x.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
+    let iscale = -127.0 / max;
+    let d = _mm512_set1_ps(1.0 / iscale);
+    let iscale = _mm512_set1_ps(iscale);
+    for i in (0..QK_K).step_by(16) {
+        let q = round_away_i8(_mm512_mul_ps(iscale, _mm512_loadu_ps(x.as_ptr().add(i))));
+        _mm512_storeu_ps(out.as_mut_ptr().add(i), _mm512_mul_ps(d, q));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +435,41 @@ mod tests {
             (fast - reference).abs() <= 1e-3 * reference.abs().max(1.0),
             "{fast} vs {reference}"
         );
+    }
+
+    #[test]
+    fn the_vectorised_round_trip_equals_candles_bit_for_bit() {
+        use candle_core::quantized::k_quants::BlockQ8K;
+        // halves, ties between signs, zeros, large and tiny values
+        let mut x: Vec<f32> = (0..1024)
+            .map(|i| {
+                (((i * 7919) % 2001) as f32 - 1000.0) / 37.0 * if i % 97 == 0 { 1e4 } else { 1.0 }
+            })
+            .collect();
+        x[0..32].fill(0.0);
+        x[40] = 127.0;
+        x[41] = 0.5;
+        x[42] = -0.5;
+        x[300] = -9e4;
+        x[301] = 9e4;
+        let mut fast = vec![0f32; x.len()];
+        let mut blocks0 = vec![BlockQ8_0::zeros(); x.len() / 32];
+        BlockQ8_0::from_float(&x, &mut blocks0);
+        let mut want0 = vec![0f32; x.len()];
+        BlockQ8_0::to_float(&blocks0, &mut want0);
+        let vectorised = std::arch::is_x86_feature_detected!("avx512f");
+        assert_eq!(round_trip_q8(GgmlDType::Q8_0, &x, &mut fast), vectorised);
+        if vectorised {
+            assert_eq!(fast, want0);
+        }
+        let mut blocks_k = vec![BlockQ8K::zeros(); x.len() / 256];
+        BlockQ8K::from_float(&x, &mut blocks_k);
+        let mut want_k = vec![0f32; x.len()];
+        BlockQ8K::to_float(&blocks_k, &mut want_k);
+        assert_eq!(round_trip_q8(GgmlDType::Q8K, &x, &mut fast), vectorised);
+        if vectorised {
+            assert_eq!(fast, want_k);
+        }
     }
 
     #[test]

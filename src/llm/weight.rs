@@ -323,8 +323,11 @@ fn matmul_panels<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, 
         .for_each_init(
             || vec![T::VecDotType::zeros(); kb],
             |q, (dst, src)| {
-                T::VecDotType::from_float(src, q);
-                T::VecDotType::to_float(q, dst);
+                let dtype = <T::VecDotType as GgmlType>::DTYPE;
+                if !super::quant::round_trip_q8(dtype, src, dst) {
+                    T::VecDotType::from_float(src, q);
+                    T::VecDotType::to_float(q, dst);
+                }
             },
         );
     let x = &rounded;
