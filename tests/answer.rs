@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{anjeon, shared};
+use common::{anjeon, ingest, shared};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -41,18 +41,8 @@ fn data_dir() -> &'static Path {
             std::fs::write(public.join("위생교육안내.md"), POISONED).unwrap();
             std::fs::write(internal.join("내부감사.md"), INTERNAL).unwrap();
             let data = tmp.path().join("data");
-            for (dir, access) in [(&public, "public"), (&internal, "internal")] {
-                let out = anjeon(&data)
-                    .args(["ingest", "--json", "--access", access])
-                    .arg(dir)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
+            ingest(&data, &public, "public");
+            ingest(&data, &internal, "internal");
             (tmp, data)
         })
         .1

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{anjeon, post_json, shared, start_server};
+use common::{ingest, post_json, shared, start_server};
 use serde_json::Value;
 
 #[test]
@@ -24,26 +24,8 @@ fn the_server_answers_with_citations_by_sse_and_json() {
     )
     .unwrap();
     let data = tmp.path().join("data");
-    let out = anjeon(&data)
-        .args(["ingest", "--json"])
-        .arg(&docs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = anjeon(&data)
-        .args(["ingest", "--json", "--access", "internal"])
-        .arg(tmp.path().join("비밀.md"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest(&data, &docs, "public");
+    ingest(&data, &tmp.path().join("비밀.md"), "internal");
 
     let (_server, url) = start_server(&data);
     let question = "건강진단 유효기간이 끝나가는데, 언제까지 다시 받아야 하나요?";

@@ -30,6 +30,20 @@ pub fn anjeon(data: &Path) -> Command {
     cmd
 }
 
+/// Ingests `path` into `data` with `access`, failing the test when nothing was ingested.
+pub fn ingest(data: &Path, path: &Path, access: &str) {
+    let out = anjeon(data)
+        .args(["ingest", "--json", "--access", access])
+        .arg(path)
+        .output()
+        .expect("run anjeon ingest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A server process that is killed when the test ends, however it ends.
 pub struct Server(std::process::Child);
 
