@@ -101,29 +101,40 @@ impl RemoteGenerator {
             .map_err(|e| upstream(format!("bad request to {path}: {e}")))
     }
 
-    /// One request and its whole JSON answer; an error answer becomes an error here.
+    /// Sends `request`; an answer with an error status becomes an error here, otherwise
+    /// its body is returned to be read.
+    async fn send(
+        &self,
+        path: &str,
+        request: Request<Full<Bytes>>,
+    ) -> Result<hyper::body::Incoming> {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| upstream(format!("{}{path}: {e}", self.base)))?;
+        let status = response.status();
+        let body = response.into_body();
+        if status.is_success() {
+            return Ok(body);
+        }
+        let bytes = body.collect().await.map_err(upstream)?.to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Err(remote_error(status.as_u16(), &value))
+    }
+
+    /// One request and its whole JSON answer.
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
         let request = self.request(method, path, body)?;
         self.runtime.block_on(async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| upstream(format!("{}{path}: {e}", self.base)))?;
-            let status = response.status();
-            let bytes = response
-                .into_body()
+            let bytes = self
+                .send(path, request)
+                .await?
                 .collect()
                 .await
                 .map_err(|e| upstream(format!("{path}: {e}")))?
                 .to_bytes();
-            let value: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| upstream(format!("{path}: not JSON ({e})")))?;
-            if status.is_success() {
-                Ok(value)
-            } else {
-                Err(remote_error(status.as_u16(), &value))
-            }
+            serde_json::from_slice(&bytes).map_err(|e| upstream(format!("{path}: not JSON ({e})")))
         })
     }
 }
@@ -182,18 +193,7 @@ impl Generator for RemoteGenerator {
         };
         let request = self.request("POST", path, Some(&body))?;
         self.runtime.block_on(async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| upstream(format!("{}{path}: {e}", self.base)))?;
-            let status = response.status();
-            let mut body = response.into_body();
-            if !status.is_success() {
-                let bytes = body.collect().await.map_err(upstream)?.to_bytes();
-                let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                return Err(remote_error(status.as_u16(), &value));
-            }
+            let mut body = self.send(path, request).await?;
             let mut generation = Generation {
                 text: String::new(),
                 prompt_tokens: 0,
