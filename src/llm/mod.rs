@@ -186,8 +186,9 @@ impl Llm {
     }
 
     /// Log-probabilities of each continuation's tokens after `context` (summed), and whether
-    /// each continuation is the greedy one — the scoring the eval suite needs. The context is
-    /// computed once and every continuation starts from its cached state.
+    /// each continuation is the greedy one, one continuation at a time: the plain reference
+    /// that tests hold the batched scorer (`scoring::score_tokens`) to.
+    #[cfg(test)]
     pub fn loglikelihood(
         &self,
         context: &[u32],
@@ -237,6 +238,7 @@ impl Llm {
             .collect())
     }
 
+    #[cfg(test)]
     fn forward_no_logits(&self, tokens: &[u32], cache: &mut Cache) -> Result<()> {
         if !tokens.is_empty() {
             self.forward(tokens, cache, Logits::Last)?;
