@@ -90,11 +90,28 @@ enum Command {
     /// code 0 when every gate threshold holds, 1 when one falls short, 2 for bad arguments
     /// or a malformed gate file.
     Eval(EvalArgs),
+    /// Make sign-in tokens for officials and admins (the config stores only their hashes).
+    Token {
+        #[command(subcommand)]
+        which: TokenCommand,
+    },
     /// Verify that the manifest, tantivy and the vector store agree (after recovering
     /// from an interrupted ingest); exits non-zero when they do not.
     Check {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a new random token once, and the line to add to `auth.tokens` in anjeon.toml.
+    New {
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Who holds it (shown in the audit log).
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -345,6 +362,14 @@ fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Serve { addr } => {
             prepare(&config)?;
             crate::server::serve(&config, addr)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            which: TokenCommand::New { role, name },
+        } => {
+            let (token, line) = crate::auth::new_token(role, &name)?;
+            println!("token (give it to {name}; it is not stored anywhere): {token}");
+            println!("add to anjeon.toml:\n[auth]\ntokens = [\"{line}\"]");
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { json } => {

@@ -39,6 +39,20 @@ pub struct Config {
     pub qdrant: QdrantConfig,
     pub llm: LlmConfig,
     pub answer: AnswerConfig,
+    pub auth: AuthConfig,
+}
+
+/// Who may sign in: see `src/auth.rs`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `"role:name:argon2-hash"` per token holder (role official or admin); make one with
+    /// `anjeon token new --role official --name NAME`. As a variable, separate lines by
+    /// whitespace: `ANJEON_AUTH_TOKENS="official:kim:$argon2id$… admin:lee:$argon2id$…"`.
+    pub tokens: Vec<String>,
+    /// The audit log (admin actions and reads of internal documents); empty:
+    /// `<data_dir>/audit.jsonl`.
+    pub audit_log: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -187,6 +201,7 @@ impl Default for Config {
             },
             llm: LlmConfig::default(),
             answer: AnswerConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -225,6 +240,17 @@ fn default_cache_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from(".cache"))
         .join("anjeon")
+}
+
+impl AuthConfig {
+    /// Where the audit log is kept.
+    pub fn audit_path(&self, data_dir: &Path) -> PathBuf {
+        if self.audit_log.is_empty() {
+            data_dir.join("audit.jsonl")
+        } else {
+            PathBuf::from(&self.audit_log)
+        }
+    }
 }
 
 impl Config {
@@ -293,6 +319,11 @@ fn parse_scalar(raw: &str, like: &toml::Value) -> Option<toml::Value> {
         Value::Integer(_) => Value::Integer(raw.trim().parse().ok()?),
         Value::Float(_) => Value::Float(raw.trim().parse().ok()?),
         Value::Boolean(_) => Value::Boolean(raw.trim().parse().ok()?),
+        Value::Array(_) => Value::Array(
+            raw.split_whitespace()
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
         _ => return None,
     })
 }
@@ -339,6 +370,12 @@ mod tests {
         assert_eq!(cfg.search.top_k, 7);
         assert_eq!(cfg.search.mode, SearchMode::Bm25);
         assert_eq!(cfg.qdrant.url, "http://q:6334");
+        let cfg = Config::load(
+            Some(&path),
+            env_of(&[("ANJEON_AUTH_TOKENS", "official:a:$x$1,2 admin:b:$y$3")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.auth.tokens, ["official:a:$x$1,2", "admin:b:$y$3"]);
     }
 
     #[test]

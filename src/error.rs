@@ -32,6 +32,12 @@ pub enum Error {
     Busy(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// No credentials, or credentials nobody holds.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Valid credentials of a role that may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("too large: {0}")]
     TooLarge(String),
     /// A remote service (a Qdrant server, a remote LLM) failed or could not be reached.
@@ -44,6 +50,8 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         match self {
             Error::InvalidInput(_) | Error::Ingest(_) => 400,
+            Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::TooLarge(_) => 413,
             Error::Busy(_) => 429,
@@ -62,6 +70,8 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidInput(_) | Error::Ingest(_) => "invalid_request_error",
+            Error::Unauthorized(_) => "authentication_error",
+            Error::Forbidden(_) => "permission_error",
             Error::NotFound(_) => "not_found_error",
             Error::TooLarge(_) => "request_too_large",
             Error::Busy(_) => "rate_limit_error",

@@ -6,6 +6,7 @@
 pub mod analyzer;
 pub mod answer;
 pub mod assets;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -1,10 +1,11 @@
 //! End-to-end test of `POST /api/ask` on a running server over a real index: the streamed
 //! answer (SSE `delta` events, then the `answer` event) and the same JSON without streaming;
-//! a role claimed in the body is not trusted.
+//! a role claimed in the body is not trusted; a token is, and its reads of internal documents
+//! are audited.
 
 mod common;
 
-use common::{ingest, post_json, shared, start_server};
+use common::{anjeon, ingest, post_json, request, shared, start_server_with};
 use serde_json::Value;
 
 #[test]
@@ -27,7 +28,8 @@ fn the_server_answers_with_citations_by_sse_and_json() {
     ingest(&data, &docs, "public");
     ingest(&data, &tmp.path().join("비밀.md"), "internal");
 
-    let (_server, url) = start_server(&data);
+    let official = new_token(&data, "official", "kim");
+    let (_server, url) = start_server_with(&data, &[("ANJEON_AUTH_TOKENS", &official.1)]);
     let question = "건강진단 유효기간이 끝나가는데, 언제까지 다시 받아야 하나요?";
     let (status, body) = post_json(
         &url,
@@ -83,4 +85,97 @@ fn the_server_answers_with_citations_by_sse_and_json() {
 
     let (status, body) = post_json(&url, "/api/ask", "{\"question\": ");
     assert_eq!(status, 400, "{body}");
+
+    // an official's token opens them, and the read is audited
+    let secret =
+        serde_json::json!({ "question": "건강진단 결과서 위조 업소 명단은?", "stream": false })
+            .to_string();
+    let bearer = format!("Bearer {}", official.0);
+    let reply = request(
+        &url,
+        "POST",
+        "/api/ask",
+        &[("Authorization", &bearer)],
+        &secret,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("가나다식당"), "{}", reply.body);
+    let audit = std::fs::read_to_string(data.join("audit.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["actor"].as_str(), last["action"].as_str()),
+        (Some("kim"), Some("ask"))
+    );
+    assert!(
+        last["targets"][0].as_str().unwrap().contains("비밀.md"),
+        "{last}"
+    );
+
+    // a token nobody holds is refused, not quietly treated as the public
+    let reply = request(
+        &url,
+        "POST",
+        "/api/ask",
+        &[("Authorization", "Bearer guess")],
+        &secret,
+    );
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        reply.body.contains("authentication_error"),
+        "{}",
+        reply.body
+    );
+
+    // the web login sets an HttpOnly cookie that identifies the caller
+    let login = serde_json::json!({ "token": official.0 }).to_string();
+    let reply = request(&url, "POST", "/api/login", &[], &login);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.head.contains("set-cookie: anjeon_token="),
+        "{}",
+        reply.head
+    );
+    assert!(reply.head.contains("httponly"), "{}", reply.head);
+    let cookie = format!("anjeon_token={}", official.0);
+    let me = request(&url, "GET", "/api/me", &[("Cookie", &cookie)], "");
+    let me: Value = serde_json::from_str(&me.body).unwrap();
+    assert_eq!(me["role"], "official", "{me}");
+    let anonymous: Value =
+        serde_json::from_str(&request(&url, "GET", "/api/me", &[], "").body).unwrap();
+    assert_eq!(anonymous["role"], "public");
+    let wrong = serde_json::json!({ "token": "guess" }).to_string();
+    assert_eq!(request(&url, "POST", "/api/login", &[], &wrong).status, 401);
+}
+
+/// `anjeon token new`: the plain token and the configuration line holding its hash.
+fn new_token(data: &std::path::Path, role: &str, name: &str) -> (String, String) {
+    let out = anjeon(data)
+        .args(["token", "new", "--role", role, "--name", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tokens = [\""))
+        .and_then(|l| l.strip_suffix("\"]"))
+        .unwrap()
+        .to_string();
+    assert!(
+        !line.contains(&token),
+        "the config line must not hold the token"
+    );
+    (token, line)
 }

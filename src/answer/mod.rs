@@ -20,6 +20,7 @@ mod tests;
 pub mod text;
 pub mod verify;
 
+pub use crate::auth::Role;
 pub use crate::config::AnswerMode;
 pub use measure::{measure, RagItem, RagReport};
 pub use prompt::Prompts;
@@ -35,26 +36,6 @@ use std::path::Path;
 use std::time::Instant;
 use text::CitedSentence;
 use verify::{SupportSettings, Verifier};
-
-/// Who is asking: decides which access levels retrieval may read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Anyone: public documents only; answers are leak-guarded and PII-redacted.
-    #[default]
-    Public,
-    /// MFDS staff: public and internal documents.
-    Official,
-}
-
-impl Role {
-    pub fn access(self) -> Vec<Access> {
-        match self {
-            Role::Public => vec![Access::Public],
-            Role::Official => vec![Access::Public, Access::Internal],
-        }
-    }
-}
 
 /// One earlier exchange of the conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +70,8 @@ pub struct Citation {
     pub text: String,
     /// Passage id in the index.
     pub id: u64,
+    /// The passage's access level (`public` or `internal`).
+    pub access: String,
 }
 
 /// How a claim fared in verification.
@@ -575,6 +558,7 @@ fn citation(n: usize, s: &Scored, quote: &str, public: bool) -> Citation {
         title: s.hit.title.clone(),
         text: shown(&s.hit.text),
         id: s.hit.id,
+        access: s.hit.access.clone(),
     }
 }
 

@@ -3,8 +3,10 @@
 //! or returns that JSON directly when `stream` is false.
 
 use super::{ApiError, AppState};
-use crate::answer::{Answerer, AskRequest, Role, Turn};
+use crate::answer::{Answerer, AskRequest, Turn};
+use crate::auth::Caller;
 use crate::error::Error;
+use crate::filter::Access;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -38,14 +40,14 @@ enum Item {
 
 pub async fn ask(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: AskBody = super::openai::parse(body)?;
-    // Until callers authenticate, everyone asking over HTTP is the public: a role named in the
-    // body is not trusted.
+    // The role comes from the caller's token only: a role named in the body is not trusted.
     let request = AskRequest {
         question: body.question,
-        role: Role::Public,
+        role: caller.role,
         history: body.history,
     };
     let (tx, mut rx) = mpsc::channel::<Item>(64);
@@ -61,6 +63,18 @@ pub async fn ask(
             answerer.answer(&request, &mut |text| {
                 tx.blocking_send(Item::Text(text.to_string())).is_ok()
             })
+        })
+        .and_then(|answer| {
+            let internal: Vec<String> = answer
+                .citations
+                .iter()
+                .filter(|c| c.access == Access::Internal.as_str())
+                .map(|c| format!("{} {}", c.doc, c.locator))
+                .collect();
+            if !internal.is_empty() {
+                worker.audit.record(&caller, "ask", internal)?;
+            }
+            Ok(answer)
         });
         let _ = tx.blocking_send(Item::Done(result));
     });

@@ -2,9 +2,11 @@
 //! become HTTP responses. Handlers are thin; the work happens in the library modules.
 
 mod ask;
+pub mod auth;
 mod openai;
 
 use crate::answer::{Answerer, Prompts};
+use crate::auth::{AuditLog, Tokens};
 use crate::config::{AnswerConfig, Config};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
@@ -30,6 +32,8 @@ pub struct AppState {
     pub embedder: Arc<Embedder>,
     /// The id of the embedding model in `/v1/models` and `/v1/embeddings`.
     pub embedding_model: String,
+    pub tokens: Tokens,
+    pub audit: AuditLog,
 }
 
 impl AppState {
@@ -46,6 +50,8 @@ impl AppState {
             engine: Arc::new(engine),
             embedder: Arc::new(embedder),
             embedding_model: "multilingual-e5-small".into(),
+            tokens: Tokens::parse(&config.auth.tokens)?,
+            audit: AuditLog::open(&config.auth.audit_path(&config.data_dir))?,
         })
     }
 
@@ -63,6 +69,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/tokenize", post(openai::tokenize))
         .route("/api/ask", post(ask::ask))
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/me", get(auth::me))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

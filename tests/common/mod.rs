@@ -56,10 +56,16 @@ impl Drop for Server {
 
 /// `anjeon serve` on a free port over `data`; returns the process and its base URL.
 pub fn start_server(data: &Path) -> (Server, String) {
+    start_server_with(data, &[])
+}
+
+/// [`start_server`] with extra environment variables (configuration overrides).
+pub fn start_server_with(data: &Path, env: &[(&str, &str)]) -> (Server, String) {
     use std::io::BufRead;
     let mut child = anjeon(data)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .env("ANJEON_LLM_THREADS", "2")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -78,15 +84,27 @@ pub fn start_server(data: &Path) -> (Server, String) {
     (server, url)
 }
 
-/// One HTTP/1.1 POST of a JSON body; returns the status and the whole response body (the
-/// server closes the connection, so a stream is read to its end).
-pub fn post_json(url: &str, path: &str, body: &str) -> (u16, String) {
+/// A whole HTTP response.
+pub struct Reply {
+    pub status: u16,
+    /// The header block, names lower-cased.
+    pub head: String,
+    pub body: String,
+}
+
+/// One HTTP/1.1 request with `headers` (e.g. `("Authorization", "Bearer …")`); reads the
+/// whole response (the connection is closed after it, so a stream is read to its end).
+pub fn request(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     use std::io::{Read, Write};
     let authority = url.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -94,20 +112,24 @@ pub fn post_json(url: &str, path: &str, body: &str) -> (u16, String) {
     stream.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let head = head.to_ascii_lowercase();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let body = if head.contains("transfer-encoding: chunked") {
         dechunk(rest)
     } else {
         rest.to_string()
     };
-    (status, body)
+    Reply { status, head, body }
+}
+
+/// One POST of a JSON body without credentials; returns the status and the whole body.
+pub fn post_json(url: &str, path: &str, body: &str) -> (u16, String) {
+    let reply = request(url, "POST", path, &[], body);
+    (reply.status, reply.body)
 }
 
 fn dechunk(mut rest: &str) -> String {
