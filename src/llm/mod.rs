@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod model;
 mod quant;
 pub mod remote;
+pub mod safetensors;
 pub mod sample;
 pub mod scoring;
 pub mod tokenizer;
@@ -85,9 +86,24 @@ pub struct Generation {
 impl Llm {
     /// Loads a GGUF checkpoint and makes a pool of `threads` workers (0: one per core).
     pub fn load(path: &Path, threads: usize) -> Result<Self> {
-        let gguf = gguf::GgufFile::open(path)?;
-        let model = Model::from_gguf(&gguf)?;
-        let tokenizer = Tokenizer::load(Some(&gguf), path)?;
+        let (model, tokenizer, name, chat_template) = if safetensors::is_checkpoint(path) {
+            let checkpoint = safetensors::Checkpoint::open(path)?;
+            let model = Model::load(checkpoint.config()?, &checkpoint)?;
+            let mut tokenizer = Tokenizer::load(None, &checkpoint.dir().join("tokenizer.json"))?;
+            tokenizer.set_special(checkpoint.special_ids());
+            let name = dir_name(checkpoint.dir());
+            (model, tokenizer, name, checkpoint.chat_template())
+        } else {
+            let gguf = gguf::GgufFile::open(path)?;
+            let model = Model::from_gguf(&gguf)?;
+            let tokenizer = Tokenizer::load(Some(&gguf), path)?;
+            let name = gguf
+                .string("general.name")
+                .map(str::to_string)
+                .unwrap_or_else(|| dir_name(path));
+            let template = gguf.string("tokenizer.chat_template").map(str::to_string);
+            (model, tokenizer, name, template)
+        };
         if tokenizer.vocab_size() > model.config.vocab {
             return Err(Error::Model(format!(
                 "{}: tokenizer has {} tokens but the output layer only {}",
@@ -101,17 +117,12 @@ impl Llm {
             .thread_name(|i| format!("anjeon-llm-{i}"))
             .build()
             .map_err(|e| Error::Model(format!("thread pool: {e}")))?;
-        let name = gguf
-            .string("general.name")
-            .map(str::to_string)
-            .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "model".into());
         Ok(Llm {
             model,
             tokenizer,
             pool,
             name,
-            chat_template: gguf.string("tokenizer.chat_template").map(str::to_string),
+            chat_template,
         })
     }
 
@@ -470,6 +481,13 @@ fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
                 && text.ends_with(&stop[..n])
         })
         .unwrap_or(0)
+}
+
+/// A model's name from its file or folder name.
+fn dir_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! attention computed block-wise by GEMM.
 
 use super::gguf::GgufFile;
+use super::safetensors::TensorSource;
 use super::weight::{SharedMut, Weight};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Gated};
@@ -203,7 +204,11 @@ const DECODE_ROWS: usize = super::weight::DOT_MAX_ROWS;
 
 impl Model {
     pub fn from_gguf(g: &GgufFile) -> Result<Self> {
-        let mut config = Config::from_gguf(g)?;
+        Self::load(Config::from_gguf(g)?, g)
+    }
+
+    /// The decoder of shape `config` over the tensors of `g` (by their GGUF names).
+    pub fn load(mut config: Config, g: &dyn TensorSource) -> Result<Self> {
         let opt_vec = |name: String| -> Result<Option<Vec<f32>>> {
             if g.has_tensor(&name) {
                 Ok(Some(g.weight(&name)?.to_f32()))

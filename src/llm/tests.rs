@@ -529,3 +529,210 @@ fn assert_ids_match_fixture(tokenizer: &tokenizer::Tokenizer, fixture: &str, par
         wrong.join("\n")
     );
 }
+
+/// SmolLM2 rewritten in the Hugging Face layout (F16 safetensors with HF tensor names, q/k
+/// rows in rotate-half order, config.json and a byte-level BPE tokenizer.json), as a
+/// checkpoint converted the other way would look.
+fn smollm2_as_hf_checkpoint(dir: &std::path::Path) {
+    use ::safetensors::tensor::{Dtype, TensorView};
+    let gguf = gguf::GgufFile::open(&smollm2_path()).unwrap();
+    let meta = |k: &str| gguf.usize(&format!("llama.{k}")).unwrap();
+    let (layers, heads, kv_heads) = (
+        meta("block_count"),
+        meta("attention.head_count"),
+        meta("attention.head_count_kv"),
+    );
+    let hidden = meta("embedding_length");
+    let config = serde_json::json!({
+        "model_type": "llama",
+        "hidden_size": hidden,
+        "intermediate_size": meta("feed_forward_length"),
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "rms_norm_eps": gguf.f32_or("llama.attention.layer_norm_rms_epsilon", 1e-5),
+        "rope_theta": gguf.f32_or("llama.rope.freq_base", 10000.0),
+        "max_position_embeddings": meta("context_length"),
+        "tie_word_embeddings": true,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let template = gguf.string("tokenizer.chat_template").unwrap();
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        serde_json::json!({ "chat_template": template }).to_string(),
+    )
+    .unwrap();
+
+    // GGUF orders each head's q/k rows for adjacent-pair rotation: row 2i+j there is row
+    // j·(d/2)+i in the Hugging Face order
+    let unpermute = |w: Vec<f32>, n_head: usize, cols: usize| {
+        let rows = w.len() / cols;
+        let d = rows / n_head;
+        let mut out = vec![0f32; w.len()];
+        for h in 0..n_head {
+            for i in 0..d / 2 {
+                for j in 0..2 {
+                    let src = (h * d + 2 * i + j) * cols;
+                    let dst = (h * d + j * (d / 2) + i) * cols;
+                    out[dst..dst + cols].copy_from_slice(&w[src..src + cols]);
+                }
+            }
+        }
+        out
+    };
+    let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    let mut add = |hf: String, gguf_name: &str, heads_to_unpermute: Option<usize>| {
+        let w = gguf.weight(gguf_name).unwrap();
+        let (rows, cols) = (w.rows(), w.cols());
+        let mut values = w.to_f32();
+        if let Some(n) = heads_to_unpermute {
+            values = unpermute(values, n, cols);
+        }
+        let bytes = values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        let shape = if rows == 1 {
+            vec![cols]
+        } else {
+            vec![rows, cols]
+        };
+        tensors.push((hf, bytes, shape));
+    };
+    add(
+        "model.embed_tokens.weight".into(),
+        "token_embd.weight",
+        None,
+    );
+    add("model.norm.weight".into(), "output_norm.weight", None);
+    for i in 0..layers {
+        let hf = |n: &str| format!("model.layers.{i}.{n}");
+        let g = |n: &str| format!("blk.{i}.{n}");
+        add(hf("input_layernorm.weight"), &g("attn_norm.weight"), None);
+        add(
+            hf("self_attn.q_proj.weight"),
+            &g("attn_q.weight"),
+            Some(heads),
+        );
+        add(
+            hf("self_attn.k_proj.weight"),
+            &g("attn_k.weight"),
+            Some(kv_heads),
+        );
+        add(hf("self_attn.v_proj.weight"), &g("attn_v.weight"), None);
+        add(
+            hf("self_attn.o_proj.weight"),
+            &g("attn_output.weight"),
+            None,
+        );
+        add(
+            hf("post_attention_layernorm.weight"),
+            &g("ffn_norm.weight"),
+            None,
+        );
+        add(hf("mlp.gate_proj.weight"), &g("ffn_gate.weight"), None);
+        add(hf("mlp.up_proj.weight"), &g("ffn_up.weight"), None);
+        add(hf("mlp.down_proj.weight"), &g("ffn_down.weight"), None);
+    }
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, b, s)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F16, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    ::safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+
+    let pieces: Vec<String> = gguf
+        .array("tokenizer.ggml.tokens")
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string().unwrap().clone())
+        .collect();
+    let types: Vec<i32> = gguf
+        .array("tokenizer.ggml.token_type")
+        .unwrap()
+        .iter()
+        .map(|v| v.to_i32().unwrap())
+        .collect();
+    let merges: Vec<String> = gguf
+        .array("tokenizer.ggml.merges")
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string().unwrap().clone())
+        .collect();
+    let vocab: serde_json::Map<String, serde_json::Value> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.clone(), serde_json::json!(i)))
+        .collect();
+    let added: Vec<serde_json::Value> = pieces
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| types[*i] == 3)
+        .map(|(i, p)| {
+            serde_json::json!({"id": i, "content": p, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let split = |pattern: &str| {
+        serde_json::json!({"type": "Split", "pattern": {"Regex": pattern},
+            "behavior": "Isolated", "invert": false})
+    };
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            split(r"\p{N}"),
+            split(r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"),
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}
+        ]},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+            "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false,
+            "byte_fallback": false, "vocab": vocab, "merges": merges}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+}
+
+#[test]
+fn a_hugging_face_checkpoint_gives_the_logits_of_its_gguf_conversion() {
+    let dir = tempfile::tempdir().unwrap();
+    smollm2_as_hf_checkpoint(dir.path());
+    let hf = Llm::load(dir.path(), 2).unwrap();
+    let gguf = Llm::load(&smollm2_path(), 2).unwrap();
+    let text = "The Ministry of Food and Drug Safety inspects imported food before it";
+    let ids = gguf.encode(text).unwrap();
+    assert_eq!(
+        hf.encode(text).unwrap(),
+        ids,
+        "tokenizer.json and GGUF vocabulary agree"
+    );
+    let a = gguf
+        .forward(&ids, &mut gguf.model.new_cache(), Logits::Last)
+        .unwrap();
+    let b = hf
+        .forward(&ids, &mut hf.model.new_cache(), Logits::Last)
+        .unwrap();
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|x, y| x.1.total_cmp(y.1))
+            .unwrap()
+            .0
+    };
+    let cos = cosine(&a, &b);
+    assert!(cos > 0.995, "cosine {cos}");
+    assert_eq!(argmax(&a), argmax(&b));
+    assert!(hf.chat_template().unwrap().contains("im_start"));
+    assert_eq!(hf.tokenizer.special().eos, Some(2));
+    // a folder that is not a checkpoint is refused with its reason
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    let err = Llm::load(dir.path(), 2).err().unwrap();
+    assert!(err.to_string().contains("config.json"), "{err}");
+}

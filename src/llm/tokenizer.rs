@@ -25,7 +25,7 @@ const SPACE_MARK: &str = "\u{2581}";
 pub enum Tokenizer {
     SentencePiece(SentencePiece),
     ByteBpe(Box<ByteBpe>),
-    HuggingFace(Box<tokenizers::Tokenizer>),
+    HuggingFace(Box<tokenizers::Tokenizer>, SpecialIds),
 }
 
 /// Ids and flags the engine needs besides the vocabulary itself.
@@ -43,7 +43,13 @@ impl Tokenizer {
         if json.is_file() {
             let tok = tokenizers::Tokenizer::from_file(&json)
                 .map_err(|e| Error::Model(format!("{}: {e}", json.display())))?;
-            return Ok(Tokenizer::HuggingFace(Box::new(tok)));
+            let find = |names: &[&str]| names.iter().find_map(|n| tok.token_to_id(n));
+            let special = SpecialIds {
+                bos: find(&["<s>", "<bos>", "<|begin_of_text|>"]),
+                eos: find(&["</s>", "<eos>", "<|end_of_text|>", "<|endoftext|>"]),
+                add_bos: false,
+            };
+            return Ok(Tokenizer::HuggingFace(Box::new(tok), special));
         }
         let gguf = gguf.ok_or_else(|| {
             Error::Model(format!(
@@ -70,7 +76,7 @@ impl Tokenizer {
         match self {
             Tokenizer::SentencePiece(spm) => Some(&spm.vocab),
             Tokenizer::ByteBpe(bpe) => Some(&bpe.vocab),
-            Tokenizer::HuggingFace(_) => None,
+            Tokenizer::HuggingFace(..) => None,
         }
     }
 
@@ -80,7 +86,7 @@ impl Tokenizer {
         match self {
             Tokenizer::SentencePiece(spm) => Ok(spm.encode(text, add_bos, parse_special)),
             Tokenizer::ByteBpe(bpe) => Ok(bpe.encode(text, add_bos, parse_special)),
-            Tokenizer::HuggingFace(tok) => {
+            Tokenizer::HuggingFace(tok, _) => {
                 let enc = tok
                     .encode(text, add_bos)
                     .map_err(|e| Error::Model(format!("tokenizer: {e}")))?;
@@ -94,7 +100,7 @@ impl Tokenizer {
         match self {
             Tokenizer::SentencePiece(spm) => spm.token_bytes(id),
             Tokenizer::ByteBpe(bpe) => bpe.token_bytes(id),
-            Tokenizer::HuggingFace(tok) => tok
+            Tokenizer::HuggingFace(tok, _) => tok
                 .decode(&[id], true)
                 .map(String::into_bytes)
                 .unwrap_or_default(),
@@ -111,14 +117,14 @@ impl Tokenizer {
                 .map(|p| p.replace(SPACE_MARK, " ").into_bytes())
                 .unwrap_or_default(),
             Tokenizer::ByteBpe(bpe) => bpe.token_bytes_raw(id),
-            Tokenizer::HuggingFace(tok) => tok.id_to_token(id).unwrap_or_default().into_bytes(),
+            Tokenizer::HuggingFace(tok, _) => tok.id_to_token(id).unwrap_or_default().into_bytes(),
         }
     }
 
     /// Whether `text` spells out one of the model's control tokens.
     pub fn contains_special(&self, text: &str) -> bool {
         match self {
-            Tokenizer::HuggingFace(tok) => tok
+            Tokenizer::HuggingFace(tok, _) => tok
                 .get_added_tokens_decoder()
                 .values()
                 .any(|t| t.special && text.contains(t.content.as_str())),
@@ -137,29 +143,31 @@ impl Tokenizer {
 
     pub fn vocab_size(&self) -> usize {
         match self {
-            Tokenizer::HuggingFace(tok) => tok.get_vocab_size(true),
+            Tokenizer::HuggingFace(tok, _) => tok.get_vocab_size(true),
             _ => self.vocab().map_or(0, |v| v.pieces.len()),
         }
     }
 
     pub fn special(&self) -> SpecialIds {
         match self {
-            Tokenizer::HuggingFace(tok) => {
-                let find = |names: &[&str]| names.iter().find_map(|n| tok.token_to_id(n));
-                SpecialIds {
-                    bos: find(&["<s>", "<bos>", "<|begin_of_text|>"]),
-                    eos: find(&["</s>", "<eos>", "<|end_of_text|>", "<|endoftext|>"]),
-                    add_bos: false,
-                }
-            }
+            Tokenizer::HuggingFace(_, special) => *special,
             _ => self.vocab().map(|v| v.special).unwrap_or_default(),
+        }
+    }
+
+    /// BOS and EOS as the checkpoint's configuration names them (over the guesses from
+    /// `tokenizer.json`'s piece names).
+    pub fn set_special(&mut self, (bos, eos): (Option<u32>, Option<u32>)) {
+        if let Tokenizer::HuggingFace(_, special) = self {
+            special.bos = bos.or(special.bos);
+            special.eos = eos.or(special.eos);
         }
     }
 
     /// The id of a piece written exactly as `text`, if the vocabulary has it.
     pub fn piece_id(&self, text: &str) -> Option<u32> {
         match self {
-            Tokenizer::HuggingFace(tok) => tok.token_to_id(text),
+            Tokenizer::HuggingFace(tok, _) => tok.token_to_id(text),
             _ => self.vocab().and_then(|v| v.ids.get(text).copied()),
         }
     }

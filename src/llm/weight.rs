@@ -99,6 +99,8 @@ macro_rules! with_block_type {
 pub enum Storage {
     Mapped(Arc<Mmap>),
     Owned(Arc<Vec<u8>>),
+    /// Values computed at load time (e.g. converted norms), always aligned for f32.
+    Floats(Arc<Vec<f32>>),
 }
 
 impl Storage {
@@ -106,6 +108,10 @@ impl Storage {
         match self {
             Storage::Mapped(m) => m,
             Storage::Owned(v) => v,
+            // SAFETY: any initialised f32 slice is a valid byte slice of four times the length
+            Storage::Floats(v) => unsafe {
+                std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 4)
+            },
         }
     }
 }
@@ -165,6 +171,19 @@ impl Weight {
             range,
             packed: None,
         })
+    }
+
+    /// An F32 matrix over values computed at load time.
+    pub(crate) fn from_f32(name: &str, rows: usize, cols: usize, values: Vec<f32>) -> Result<Self> {
+        let len = values.len() * 4;
+        Self::from_storage(
+            name,
+            GgmlDType::F32,
+            rows,
+            cols,
+            Storage::Floats(Arc::new(values)),
+            0..len,
+        )
     }
 
     /// Keeps a copy of a Q8_0 matrix regrouped four rows at a time, which decoding reads as
