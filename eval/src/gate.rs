@@ -179,20 +179,12 @@ mod tests {
     use super::*;
     use crate::runner::ModelInfo;
     use serde_json::Value;
-    use std::collections::BTreeMap;
 
     fn results(pairs: &[(&str, &str, f64)]) -> Results {
-        let mut r = Results {
-            results: BTreeMap::new(),
-            configs: BTreeMap::new(),
-            n_samples: BTreeMap::new(),
-            model: ModelInfo {
-                id: "m".into(),
-                sha256: None,
-            },
-            date: String::new(),
-            eval_version: String::new(),
-        };
+        let mut r = Results::new(ModelInfo {
+            id: "m".into(),
+            sha256: None,
+        });
         for (task, metric, v) in pairs {
             r.results
                 .entry(task.to_string())
