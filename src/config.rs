@@ -39,6 +39,7 @@ pub struct Config {
     pub qdrant: QdrantConfig,
     pub llm: LlmConfig,
     pub answer: AnswerConfig,
+    pub eval: EvalConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +90,15 @@ pub struct LlmConfig {
     pub model: String,
     /// Threads of the engine (0: one per core).
     pub threads: usize,
+}
+
+/// `anjeon eval`'s inputs that belong to a deployment rather than to one run.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// The RAG suite's question set (dev.jsonl format) when `--qa` is not given. Empty: the
+    /// suite needs `--qa`.
+    pub qa: String,
 }
 
 /// How answers are made: see `src/answer/`.
@@ -187,6 +197,7 @@ impl Default for Config {
             },
             llm: LlmConfig::default(),
             answer: AnswerConfig::default(),
+            eval: EvalConfig::default(),
         }
     }
 }
