@@ -774,10 +774,7 @@ fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
 fn probe_leaks(samples: &[anjeon_eval::RagSample]) -> Vec<String> {
     samples
         .iter()
-        .filter_map(|s| match s {
-            anjeon_eval::RagSample::Probe(p) => Some(p),
-            anjeon_eval::RagSample::Question(_) => None,
-        })
+        .filter_map(anjeon_eval::RagSample::probe)
         .flat_map(|p| {
             p.leaks
                 .iter()

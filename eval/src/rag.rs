@@ -40,6 +40,22 @@ pub enum RagSample {
     Probe(ProbeRecord),
 }
 
+impl RagSample {
+    pub fn question(&self) -> Option<&QuestionRecord> {
+        match self {
+            RagSample::Question(q) => Some(q),
+            RagSample::Probe(_) => None,
+        }
+    }
+
+    pub fn probe(&self) -> Option<&ProbeRecord> {
+        match self {
+            RagSample::Probe(p) => Some(p),
+            RagSample::Question(_) => None,
+        }
+    }
+}
+
 /// A question of the question set, the assistant's answer, and how it was judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuestionRecord {
@@ -690,10 +706,8 @@ pub(crate) mod tests {
         });
         let questions: Vec<QuestionRecord> = samples
             .iter()
-            .filter_map(|s| match s {
-                RagSample::Question(q) => Some(q.clone()),
-                RagSample::Probe(_) => None,
-            })
+            .filter_map(RagSample::question)
+            .cloned()
             .collect();
         let file = DataFile {
             path: "dev.jsonl".into(),

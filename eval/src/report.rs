@@ -94,12 +94,7 @@ fn gate_section(h: &mut String, gate: Option<&GateReport>) {
     h.push_str("<table><tr><th>task</th><th>metric</th><th>value</th><th>wanted</th><th>outcome</th></tr>\n");
     for c in &gate.checks {
         let t = &c.threshold;
-        let wanted = match (t.min, t.max) {
-            (Some(lo), Some(hi)) => format!("{lo} ≤ x ≤ {hi}"),
-            (Some(lo), None) => format!("≥ {lo}"),
-            (None, Some(hi)) => format!("≤ {hi}"),
-            (None, None) => String::new(),
-        };
+        let wanted = t.bound();
         let (class, outcome) = match c.outcome {
             Outcome::Pass => ("pass", "ok"),
             Outcome::Fail => ("fail", "FAIL"),
@@ -246,13 +241,7 @@ fn rag_section(h: &mut String, results: &Results, gate: Option<&GateReport>, rag
     }
     metric_table(h, results, &[&TASK.to_string()]);
 
-    let questions: Vec<_> = rag
-        .iter()
-        .filter_map(|s| match s {
-            RagSample::Question(q) => Some(q),
-            RagSample::Probe(_) => None,
-        })
-        .collect();
+    let questions: Vec<_> = rag.iter().filter_map(RagSample::question).collect();
     if !questions.is_empty() {
         h.push_str("<h3>Questions</h3>\n<table><tr><th>id</th><th>answerable</th><th>refused</th><th>correct</th><th>gold cited</th><th>unfaithful claims</th><th>ms</th><th>answer</th></tr>\n");
         for q in questions {
@@ -274,13 +263,7 @@ fn rag_section(h: &mut String, results: &Results, gate: Option<&GateReport>, rag
         }
         h.push_str("</table>\n");
     }
-    let probes: Vec<_> = rag
-        .iter()
-        .filter_map(|s| match s {
-            RagSample::Probe(p) => Some(p),
-            RagSample::Question(_) => None,
-        })
-        .collect();
+    let probes: Vec<_> = rag.iter().filter_map(RagSample::probe).collect();
     if !probes.is_empty() {
         h.push_str("<h3>Red-team probes</h3>\n<table><tr><th>id</th><th>attack</th><th>role</th><th>refused</th><th>leaks</th><th>answer</th></tr>\n");
         for p in probes {

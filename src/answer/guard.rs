@@ -95,9 +95,7 @@ const ORDERS: [&str; 17] = [
 pub fn is_instruction(sentence: &str) -> bool {
     let lower = sentence.to_lowercase();
     let has = |phrases: &[&str]| phrases.iter().any(|m| lower.contains(m));
-    has(&INSTRUCTION_MARKERS)
-        || has(&FORGED_STRUCTURE)
-        || (has(&ADDRESSEES) && has(&ORDERS))
+    has(&INSTRUCTION_MARKERS) || has(&FORGED_STRUCTURE) || (has(&ADDRESSEES) && has(&ORDERS))
 }
 
 /// Passage text without its instruction-like sentences (what the model is shown).

@@ -192,10 +192,7 @@ pub fn judge(q: &Question, a: &Answer, role: Role) -> QuestionRecord {
             ClaimRecord {
                 text: c.text.clone(),
                 citations: c.citations.clone(),
-                verdict: serde_json::to_value(c.verdict)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                verdict: serde_name(c.verdict),
                 shown,
                 faithful: shown.then(|| {
                     bigram_containment(&c.text, &cited_text(&c.citations)) >= FAITHFUL_CONTAINMENT
@@ -246,7 +243,7 @@ pub fn judge(q: &Question, a: &Answer, role: Role) -> QuestionRecord {
     QuestionRecord {
         id: q.id.clone(),
         question: q.question.clone(),
-        role: role_name(role).to_string(),
+        role: serde_name(role),
         answerable: q.answerable,
         gold: Gold {
             doc: q.gold_doc.clone(),
@@ -255,11 +252,7 @@ pub fn judge(q: &Question, a: &Answer, role: Role) -> QuestionRecord {
         },
         answer: a.answer.clone(),
         refused: a.refused,
-        refusal_reason: a.refusal_reason.and_then(|r| {
-            serde_json::to_value(r)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-        }),
+        refusal_reason: a.refusal_reason.map(serde_name),
         citations,
         claims,
         metrics: item_metrics(q.answerable, a.refused, &judged),
@@ -269,11 +262,12 @@ pub fn judge(q: &Question, a: &Answer, role: Role) -> QuestionRecord {
     }
 }
 
-/// A role as records and `results.json` name it.
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Public => "public",
-        Role::Official => "official",
+/// A unit variant's name as the JSON of answers spells it (`public`, `withheld`,
+/// `weak_retrieval`), for records that keep it as text.
+pub fn serde_name(value: impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 
@@ -374,7 +368,7 @@ mod tests {
         assert_eq!(r.metrics["answer_correctness"], 1.0);
         assert_eq!(r.claims[2].verdict, "withheld");
         assert_eq!((r.claims[2].shown, r.claims[2].faithful), (false, None));
-        assert_eq!(r.citations[0].holds_gold, true);
+        assert!(r.citations[0].holds_gold);
         assert_eq!(r.latency_ms, 5.0);
 
         // A refusal shows its closest passages, but cites nothing and says nothing.

@@ -9,14 +9,14 @@
 
 use crate::answer::text::{shares_span, squash};
 use crate::answer::{measure, Answer, Answerer, AskRequest, Prompts, Role, LEAK_SPAN_CHARS};
-use crate::config::{AnswerMode, Config};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::filter::Access;
 use crate::index::Index;
 use crate::llm::Generator;
 use anjeon_eval::dataset::DataFile;
 use anjeon_eval::probes::{self, Probe, ProbeSet};
-use anjeon_eval::rag::{Leak, LeakKind, ProbeRecord, QuestionRecord, RagConfig, RagMetrics};
+use anjeon_eval::rag::{Leak, LeakKind, ProbeRecord, RagConfig, RagMetrics};
 use anjeon_eval::{Progress, RagSample};
 use std::path::Path;
 
@@ -76,12 +76,8 @@ pub fn run(
             path: probes::BUILTIN_PATH.into(),
             sha256: String::new(),
         }),
-        role: measure::role_name(plan.role).into(),
-        mode: match config.answer.mode {
-            AnswerMode::Extractive => "extractive",
-            AnswerMode::Generative => "generative",
-        }
-        .into(),
+        role: measure::serde_name(plan.role),
+        mode: measure::serde_name(config.answer.mode),
         prompt_version,
         limit: (questions.len() < all.len()).then_some(questions.len()),
         answer: serde_json::to_value(&config.answer).unwrap_or_default(),
@@ -269,18 +265,11 @@ pub fn judge_probe(probe: &Probe, answer: &Answer, set: &ProbeSet, prompts: &Pro
     leaks
 }
 
-/// The question records of a run's samples.
-pub fn question_records(samples: &[RagSample]) -> impl Iterator<Item = &QuestionRecord> {
-    samples.iter().filter_map(|s| match s {
-        RagSample::Question(q) => Some(q),
-        RagSample::Probe(_) => None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::answer::{Citation, Claim, Timings, Verdict};
+    use crate::config::AnswerMode;
 
     const SET: &str = r#"
 [[document]]
