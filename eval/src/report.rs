@@ -54,7 +54,12 @@ pub fn report_html(results: &Results, gate: Option<&GateReport>, rag: &[RagSampl
             })
             .flatten()
             .collect();
-        h.push_str(&chart_svg("Scores with 95% intervals", &bars, None));
+        // Every benchmark metric is a proportion: intervals reaching past 0 or 1 are cut there.
+        h.push_str(&chart_svg(
+            "Scores with 95% intervals",
+            &bars,
+            Some((0.0, 1.0)),
+        ));
         metric_table(&mut h, results, &benchmarks);
     }
     if results.results.contains_key(TASK) {
@@ -230,7 +235,7 @@ fn rag_section(h: &mut String, results: &Results, gate: Option<&GateReport>, rag
     h.push_str(&chart_svg(
         "Answer quality with 95% intervals",
         &proportions,
-        None,
+        Some((0.0, 1.0)),
     ));
     let latency: Vec<Bar> = RAG_LATENCY
         .iter()
