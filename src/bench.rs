@@ -163,13 +163,7 @@ pub fn search_latency(
 
 fn percentiles(mode: &str, passages: usize, mut times: Vec<f64>) -> LatencyScore {
     times.sort_by(f64::total_cmp);
-    let at = |p: f64| {
-        if times.is_empty() {
-            return 0.0;
-        }
-        let i = ((times.len() as f64 - 1.0) * p).round() as usize;
-        times[i.min(times.len() - 1)]
-    };
+    let at = |p: f64| anjeon_eval::percentile(&times, p).unwrap_or_default();
     LatencyScore {
         mode: mode.to_string(),
         passages,

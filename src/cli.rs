@@ -86,9 +86,11 @@ enum Command {
         #[command(subcommand)]
         which: BenchCommand,
     },
-    /// Score a model on the benchmark tasks (and check the scores against a gate): exit
-    /// code 0 when every gate threshold holds, 1 when one falls short, 2 for bad arguments
-    /// or a malformed gate file.
+    /// Score a model on the benchmark tasks and the assistant on a question set and
+    /// red-team probes (`--suite rag`), write results.json, samples/ and report.html, and
+    /// check the scores against a gate: exit code 0 when every gate threshold holds, 1 when
+    /// one falls short, 2 for bad arguments or a malformed gate file. `--compare A B` sets
+    /// two results side by side instead.
     Eval(EvalArgs),
     /// Make sign-in tokens for officials and admins (the config stores only their hashes).
     Token {
@@ -515,10 +517,11 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
                     );
                 }
                 println!(
-                    "{:?} ({}): {} questions; hallucination {:.3}, refusal recall {:.3}, coverage {:.3}, citation precision {:.3}, false refusals {:.3}; first text {:.0} ms, total mean {:.0} / p50 {:.0} / max {:.0} ms",
+                    "{:?} ({}): {} questions; hallucination {:.3}, refusal recall {:.3}, coverage {:.3}, citation precision {:.3}, false refusals {:.3}, answer correctness {:.3}; first text {:.0} ms, total mean {:.0} / p50 {:.0} / p95 {:.0} / max {:.0} ms",
                     r.mode, r.prompt_version, r.questions, r.hallucination_rate, r.refusal_recall,
-                    r.coverage, r.citation_precision, r.false_refusals, r.mean_first_text_ms,
-                    r.mean_total_ms, r.p50_total_ms, r.max_total_ms
+                    r.coverage, r.citation_precision, r.false_refusals, r.answer_correctness,
+                    r.mean_first_text_ms, r.mean_total_ms, r.p50_total_ms, r.p95_total_ms,
+                    r.max_total_ms
                 );
             }
         }
@@ -558,14 +561,30 @@ struct EvalArgs {
     /// Engine threads (default: the configured number).
     #[arg(long)]
     threads: Option<usize>,
+    /// The rag suite's question set in dev.jsonl format (default: eval.qa of the
+    /// configuration; one of the two is needed).
+    #[arg(long)]
+    qa: Option<PathBuf>,
+    /// The rag suite's red-team probes (default: the built-in eval/probes.toml).
+    #[arg(long)]
+    probes: Option<PathBuf>,
+    /// How the rag suite's answers are made (default: answer.mode of the configuration).
+    #[arg(long, value_enum)]
+    mode: Option<AnswerMode>,
+    /// Instead of running: compare two results.json files, per task and metric A, B, B − A
+    /// and whether the difference is significant (paired on samples/ when both have them).
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with_all = ["tasks", "suite"])]
+    compare: Vec<PathBuf>,
     #[arg(long)]
     json: bool,
 }
 
 fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
-    use anjeon_eval::{Gate, Limit, Outcome, RunConfig};
+    use anjeon_eval::{Gate, Limit, Outcome, Results, RunConfig};
+    if !args.compare.is_empty() {
+        return compare(&args.compare, args.json);
+    }
     let plan = crate::evaluate::plan(&args.tasks, args.suite)?;
-    crate::evaluate::check_supported(&plan)?;
     let limit = match args.limit.as_deref().map(str::trim) {
         None => Limit::All,
         Some("quick") => Limit::Quick,
@@ -573,31 +592,73 @@ fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
             Error::InvalidInput(format!("--limit {n}: expected a number or `quick`"))
         })?),
     };
-    // A malformed gate is reported before the model is loaded or anything is scored.
+    // Malformed inputs are reported before a model is loaded or anything is scored.
     let gate = args.gate.as_deref().map(Gate::load).transpose()?;
-    let path = match args.model {
-        Some(p) => p,
-        None => config.llm.model_path(&config.cache_dir)?,
-    };
-    if !path.is_file() {
-        return Err(Error::InvalidInput(format!(
-            "--model {}: no such file",
-            path.display()
-        )));
+    let mut config = config.clone();
+    if let Some(mode) = args.mode {
+        config.answer.mode = mode;
     }
-    let model = crate::evaluate::model_info(&path)?;
+    let rag_inputs = if plan.rag {
+        let qa = args
+            .qa
+            .clone()
+            .or_else(|| (!config.eval.qa.is_empty()).then(|| PathBuf::from(&config.eval.qa)))
+            .ok_or_else(|| {
+                Error::InvalidInput(
+                    "the rag suite needs a question set: --qa FILE (dev.jsonl format, e.g. \
+                     ../shared/qa/dev.jsonl) or eval.qa in anjeon.toml"
+                        .into(),
+                )
+            })?;
+        if !qa.is_file() {
+            return Err(Error::InvalidInput(format!(
+                "--qa {}: no such file",
+                qa.display()
+            )));
+        }
+        anjeon_eval::load_questions(&qa)?;
+        let probes = match &args.probes {
+            Some(p) if !p.is_file() => {
+                return Err(Error::InvalidInput(format!(
+                    "--probes {}: no such file",
+                    p.display()
+                )))
+            }
+            Some(p) => anjeon_eval::ProbeSet::load(p)?,
+            None => anjeon_eval::ProbeSet::builtin()?,
+        };
+        Some((qa, probes))
+    } else {
+        None
+    };
+    // The model is loaded only when something uses it: benchmark tasks, generative answers.
+    let needs_model =
+        !plan.tasks.is_empty() || (plan.rag && config.answer.mode == AnswerMode::Generative);
+    let (engine, model) = if needs_model {
+        let path = match &args.model {
+            Some(p) => p.clone(),
+            None => config.llm.model_path(&config.cache_dir)?,
+        };
+        if !path.is_file() {
+            return Err(Error::InvalidInput(format!(
+                "--model {}: no such file",
+                path.display()
+            )));
+        }
+        let model = crate::evaluate::model_info(&path)?;
+        let llm = crate::llm::Llm::load(&path, args.threads.unwrap_or(config.llm.threads))?;
+        let engine = crate::llm::engine::Engine::start(llm, Default::default())?;
+        (Some(engine), model)
+    } else {
+        let model = anjeon_eval::ModelInfo {
+            id: "extractive".into(),
+            sha256: None,
+        };
+        (None, model)
+    };
     let out_dir = args
         .out
         .unwrap_or_else(|| config.data_dir.join("eval").join(&model.id));
-    let run_config = RunConfig {
-        data_root: args.data_root,
-        out_dir: out_dir.clone(),
-        model,
-        limit,
-        num_fewshot: args.num_fewshot,
-    };
-    let llm = crate::llm::Llm::load(&path, args.threads.unwrap_or(config.llm.threads))?;
-    let engine = crate::llm::engine::Engine::start(llm, Default::default())?;
     let bar = progress_bar();
     bar.set_style(
         ProgressStyle::with_template(
@@ -605,7 +666,7 @@ fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let results = crate::evaluate::run_benchmarks(&engine, &plan.tasks, &run_config, &mut |p| {
+    let mut show = |p: &anjeon_eval::Progress| {
         if p.done == 0 {
             bar.reset();
             bar.set_length(p.total as u64);
@@ -615,10 +676,48 @@ fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
         if p.resumed > 0 {
             bar.set_message(format!("{} ({} resumed)", p.task, p.resumed));
         }
-    })?;
+    };
+    let mut results = match &engine {
+        Some(engine) if !plan.tasks.is_empty() => {
+            let run_config = RunConfig {
+                data_root: args.data_root.clone(),
+                out_dir: out_dir.clone(),
+                model: model.clone(),
+                limit,
+                num_fewshot: args.num_fewshot,
+            };
+            crate::evaluate::run_benchmarks(engine, &plan.tasks, &run_config, &mut show)?
+        }
+        _ => Results::new(model),
+    };
+    let mut rag_samples = Vec::new();
+    if let Some((qa, probes)) = &rag_inputs {
+        let rag_plan = crate::evaluate::rag::RagPlan {
+            qa,
+            limit: match limit {
+                Limit::First(n) => Some(n),
+                Limit::All | Limit::Quick => None,
+            },
+            probes,
+            role: Role::Public,
+        };
+        let generator = engine.as_ref().map(|e| e as &dyn crate::llm::Generator);
+        let outcome = crate::evaluate::rag::run(&config, generator, &rag_plan, &mut show)?;
+        anjeon_eval::rag::write_samples(&out_dir.join("samples/rag.jsonl"), &outcome.samples)?;
+        anjeon_eval::rag::add_to_results(
+            &mut results,
+            &outcome.metrics,
+            outcome.question_set_size,
+            outcome.config,
+        );
+        rag_samples = outcome.samples;
+        std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+        results.write(&out_dir.join("results.json"))?;
+    }
     bar.finish_and_clear();
     let report = gate.as_ref().map(|g| g.check(&results));
     let passed = report.as_ref().is_none_or(|r| r.passed());
+    anjeon_eval::report::write_report(&out_dir, &results, report.as_ref(), &rag_samples)?;
     if args.json {
         let checks: Vec<serde_json::Value> = report
             .iter()
@@ -648,11 +747,12 @@ fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
                 "out": out_dir,
                 "results": results,
                 "gate": gate_json,
+                "report": out_dir.join("report.html"),
             })
         );
     } else {
         println!(
-            "{:<26} {:<9} {:>7} {:>9} {:>6}",
+            "{:<26} {:<20} {:>9} {:>9} {:>6}",
             "task", "metric", "value", "± stderr", "n"
         );
         for (task, metrics) in &results.results {
@@ -666,12 +766,16 @@ fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
                     .and_then(serde_json::Value::as_f64)
                     .map_or_else(|| "—".to_string(), |s| format!("{s:.4}"));
                 println!(
-                    "{task:<26} {name:<9} {:>7.4} {stderr:>9} {n:>6}",
+                    "{task:<26} {name:<20} {:>9.4} {stderr:>9} {n:>6}",
                     value.as_f64().unwrap_or(f64::NAN)
                 );
             }
         }
+        for leaked in probe_leaks(&rag_samples) {
+            println!("  leak: {leaked}");
+        }
         println!("results: {}", out_dir.join("results.json").display());
+        println!("report:  {}", out_dir.join("report.html").display());
         if let Some(report) = &report {
             for check in &report.checks {
                 println!("  {check}");
@@ -689,6 +793,67 @@ fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// One line per leak of a red-team probe, for the text output.
+fn probe_leaks(samples: &[anjeon_eval::RagSample]) -> Vec<String> {
+    samples
+        .iter()
+        .filter_map(anjeon_eval::RagSample::probe)
+        .flat_map(|p| {
+            p.leaks
+                .iter()
+                .map(move |l| format!("{} ({}): {:?} {}", p.id, p.attack, l.kind, l.detail))
+        })
+        .collect()
+}
+
+/// `anjeon eval --compare A B`: two runs side by side.
+fn compare(paths: &[PathBuf], json: bool) -> Result<ExitCode> {
+    use anjeon_eval::compare::{compare, Run};
+    let load = |p: &PathBuf| {
+        if !p.is_file() {
+            return Err(Error::InvalidInput(format!(
+                "--compare {}: no such file",
+                p.display()
+            )));
+        }
+        Run::load(p).map_err(|e| Error::InvalidInput(format!("--compare: {e}")))
+    };
+    let (a, b) = (load(&paths[0])?, load(&paths[1])?);
+    let rows = compare(&a, &b);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "a": a.path, "b": b.path, "alpha": anjeon_eval::compare::ALPHA, "comparisons": rows })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("A: {} ({})", a.path.display(), a.results.model.id);
+    println!("B: {} ({})", b.path.display(), b.results.model.id);
+    println!(
+        "{:<26} {:<20} {:>9} {:>9} {:>9} {:>8}  test",
+        "task", "metric", "A", "B", "B − A", "p"
+    );
+    let cell = |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{v:.4}"));
+    for r in &rows {
+        let test = match (r.test, r.paired) {
+            (Some(t), Some(n)) => format!("{t:?} on {n} paired items"),
+            (Some(t), None) => format!("{t:?}"),
+            (None, _) => "—".to_string(),
+        };
+        println!(
+            "{:<26} {:<20} {:>9} {:>9} {:>9} {:>8}  {test}{}",
+            r.task,
+            r.metric,
+            cell(r.a),
+            cell(r.b),
+            cell(r.difference),
+            cell(r.p_value),
+            if r.significant { "  significant" } else { "" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report_latency(

@@ -40,6 +40,7 @@ pub struct Config {
     pub llm: LlmConfig,
     pub answer: AnswerConfig,
     pub auth: AuthConfig,
+    pub eval: EvalConfig,
 }
 
 /// Who may sign in: see `src/auth.rs`.
@@ -103,6 +104,15 @@ pub struct LlmConfig {
     pub model: String,
     /// Threads of the engine (0: one per core).
     pub threads: usize,
+}
+
+/// `anjeon eval`'s inputs that belong to a deployment rather than to one run.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// The RAG suite's question set (dev.jsonl format) when `--qa` is not given. Empty: the
+    /// suite needs `--qa`.
+    pub qa: String,
 }
 
 /// How answers are made: see `src/answer/`.
@@ -202,6 +212,7 @@ impl Default for Config {
             llm: LlmConfig::default(),
             answer: AnswerConfig::default(),
             auth: AuthConfig::default(),
+            eval: EvalConfig::default(),
         }
     }
 }

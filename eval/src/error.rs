@@ -32,6 +32,9 @@ pub enum EvalError {
     /// A question-set file (RAG suite) that does not parse.
     #[error("question set {}: {detail}", path.display())]
     QuestionSet { path: PathBuf, detail: String },
+    /// A red-team probe set (RAG suite) that does not parse or contradicts itself.
+    #[error("probe set {}: {detail}", path.display())]
+    Probes { path: PathBuf, detail: String },
     /// The language model failed or answered with the wrong shape.
     #[error("engine: {0}")]
     Engine(Box<dyn std::error::Error + Send + Sync>),

@@ -61,6 +61,18 @@ impl GateReport {
     }
 }
 
+impl Threshold {
+    /// What the threshold wants, as people read it: `>= 0.5`, `<= 0.02`, `in [0.1, 0.9]`.
+    pub fn bound(&self) -> String {
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) => format!("in [{lo}, {hi}]"),
+            (Some(lo), None) => format!(">= {lo}"),
+            (None, Some(hi)) => format!("<= {hi}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
 impl Gate {
     pub fn load(path: &Path) -> Result<Gate> {
         let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
@@ -151,12 +163,7 @@ fn number(v: &toml::Value, at: &str) -> std::result::Result<f64, String> {
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.threshold;
-        let bound = match (t.min, t.max) {
-            (Some(lo), Some(hi)) => format!("in [{lo}, {hi}]"),
-            (Some(lo), None) => format!(">= {lo}"),
-            (None, Some(hi)) => format!("<= {hi}"),
-            (None, None) => String::new(),
-        };
+        let bound = t.bound();
         let verdict = match self.outcome {
             Outcome::Pass => "ok",
             Outcome::Fail => "FAIL",
@@ -179,20 +186,12 @@ mod tests {
     use super::*;
     use crate::runner::ModelInfo;
     use serde_json::Value;
-    use std::collections::BTreeMap;
 
     fn results(pairs: &[(&str, &str, f64)]) -> Results {
-        let mut r = Results {
-            results: BTreeMap::new(),
-            configs: BTreeMap::new(),
-            n_samples: BTreeMap::new(),
-            model: ModelInfo {
-                id: "m".into(),
-                sha256: None,
-            },
-            date: String::new(),
-            eval_version: String::new(),
-        };
+        let mut r = Results::new(ModelInfo {
+            id: "m".into(),
+            sha256: None,
+        });
         for (task, metric, v) in pairs {
             r.results
                 .entry(task.to_string())

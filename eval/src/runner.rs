@@ -102,6 +102,10 @@ pub struct Results {
     /// UTC, RFC 3339.
     pub date: String,
     pub eval_version: String,
+    /// How the RAG suite ran (question set, probes, answer settings), when it did; its
+    /// figures are `results.rag`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rag_config: Option<crate::rag::RagConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +127,19 @@ pub struct NSamples {
 }
 
 impl Results {
+    /// No results yet, for `model`, dated now.
+    pub fn new(model: ModelInfo) -> Results {
+        Results {
+            results: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            n_samples: BTreeMap::new(),
+            model,
+            date: rfc3339_now(),
+            eval_version: env!("CARGO_PKG_VERSION").to_string(),
+            rag_config: None,
+        }
+    }
+
     /// A metric's mean for a task, if that task reported it.
     pub fn metric(&self, task: &str, metric: &str) -> Option<f64> {
         self.results.get(task)?.get(metric)?.as_f64()
@@ -158,14 +175,7 @@ pub fn run<E: LogLikelihood + ?Sized>(
 ) -> Result<Results> {
     let samples_dir = config.out_dir.join("samples");
     std::fs::create_dir_all(&samples_dir).map_err(|e| EvalError::io(&samples_dir, e))?;
-    let mut results = Results {
-        results: BTreeMap::new(),
-        configs: BTreeMap::new(),
-        n_samples: BTreeMap::new(),
-        model: config.model.clone(),
-        date: String::new(),
-        eval_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
+    let mut results = Results::new(config.model.clone());
     for task in tasks {
         let data = task.load_data(&config.data_root)?;
         let selection = select(task, data.docs.len(), config.limit);
@@ -202,19 +212,9 @@ pub fn run<E: LogLikelihood + ?Sized>(
         let mut summary = BTreeMap::new();
         for (metric, _) in &task.metrics {
             let name = metric.name();
-            let Some(s) = values.get(name).and_then(|v| Summary::of(v)) else {
-                continue;
-            };
-            summary.insert(name.to_string(), Value::from(s.mean));
-            summary.insert(
-                format!("{name}_stderr"),
-                s.stderr.map_or(Value::Null, Value::from),
-            );
-            summary.insert(
-                format!("{name}_ci95"),
-                s.ci95()
-                    .map_or(Value::Null, |(lo, hi)| Value::from(vec![lo, hi])),
-            );
+            if let Some(s) = values.get(name).and_then(|v| Summary::of(v)) {
+                s.insert_into(&mut summary, name);
+            }
         }
         results.results.insert(task.name.clone(), summary);
         results.n_samples.insert(

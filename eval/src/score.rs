@@ -5,6 +5,8 @@
 //! `mean_stderr`: sample standard deviation (n − 1) over √n; the 95% interval is ±1.96 of it.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -148,11 +150,60 @@ impl Summary {
         Some(Summary { mean, stderr, n })
     }
 
+    /// A ratio of sums, `Σ num / Σ den`, over items that each contribute a numerator and a
+    /// denominator (claims per answer, citations per answer). Its standard error is the
+    /// ratio estimator's (delta method, items as clusters): √(Σ (numᵢ − R·denᵢ)² / (n(n−1))) / mean(den).
+    /// `None` without items; with a zero denominator sum the ratio is 0 (nothing counted,
+    /// nothing wrong) without a standard error.
+    pub fn ratio(num: &[f64], den: &[f64]) -> Option<Summary> {
+        let n = num.len().min(den.len());
+        if n == 0 {
+            return None;
+        }
+        let (sum_num, sum_den): (f64, f64) = (num[..n].iter().sum(), den[..n].iter().sum());
+        if sum_den == 0.0 {
+            return Some(Summary {
+                mean: 0.0,
+                stderr: None,
+                n,
+            });
+        }
+        let r = sum_num / sum_den;
+        let stderr = (n > 1).then(|| {
+            let sq: f64 = num.iter().zip(den).map(|(a, b)| (a - r * b).powi(2)).sum();
+            (sq / (n * (n - 1)) as f64).sqrt() / (sum_den / n as f64)
+        });
+        Some(Summary { mean: r, stderr, n })
+    }
+
     /// The normal-approximation 95% interval, mean ± 1.96 · stderr.
     pub fn ci95(&self) -> Option<(f64, f64)> {
         self.stderr
             .map(|se| (self.mean - 1.96 * se, self.mean + 1.96 * se))
     }
+
+    /// Puts `name`, `name_stderr` and `name_ci95` into a task's entry of `results.json`
+    /// (the last two `null` when there is no standard error), as the harness reports them.
+    pub fn insert_into(&self, results: &mut BTreeMap<String, Value>, name: &str) {
+        results.insert(name.to_string(), Value::from(self.mean));
+        results.insert(
+            format!("{name}_stderr"),
+            self.stderr.map_or(Value::Null, Value::from),
+        );
+        results.insert(
+            format!("{name}_ci95"),
+            self.ci95()
+                .map_or(Value::Null, |(lo, hi)| Value::from(vec![lo, hi])),
+        );
+    }
+}
+
+/// The value at quantile `q` (0..=1) of ascending `sorted` values, by the nearest rank
+/// `round((n − 1) · q)`; `None` for no values.
+pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let i = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
+    sorted.get(i.min(last)).copied()
 }
 
 #[cfg(test)]
@@ -220,6 +271,47 @@ mod tests {
         assert!(close(lo, 0.75 - 0.49) && close(hi, 0.75 + 0.49));
         assert_eq!(Summary::of(&[1.0]).unwrap().stderr, None);
         assert_eq!(Summary::of(&[]), None);
+    }
+
+    #[test]
+    fn ratio_stderr_is_the_cluster_delta_method() {
+        // Items (num, den): (1,2) (0,1) (1,1): R = 2/4 = 0.5; residuals 0, −0.5, 0.5;
+        // Σ² = 0.5; var = 0.5 / (3·2) / (4/3)² = 0.046875; se ≈ 0.2165.
+        let s = Summary::ratio(&[1.0, 0.0, 1.0], &[2.0, 1.0, 1.0]).unwrap();
+        assert!(close(s.mean, 0.5));
+        assert!(close(s.stderr.unwrap(), 0.046_875_f64.sqrt()));
+        assert_eq!(s.n, 3);
+        // Equal denominators: the plain mean's stderr.
+        let r = Summary::ratio(&[1.0, 0.0, 1.0, 1.0], &[1.0; 4]).unwrap();
+        let m = Summary::of(&[1.0, 0.0, 1.0, 1.0]).unwrap();
+        assert!(close(r.mean, m.mean) && close(r.stderr.unwrap(), m.stderr.unwrap()));
+        let zero = Summary::ratio(&[0.0, 0.0], &[0.0, 0.0]).unwrap();
+        assert_eq!((zero.mean, zero.stderr), (0.0, None));
+        assert_eq!(Summary::ratio(&[], &[]), None);
+    }
+
+    #[test]
+    fn summaries_go_into_results_with_stderr_and_interval() {
+        let mut map = BTreeMap::new();
+        Summary::of(&[1.0, 0.0, 1.0, 1.0])
+            .unwrap()
+            .insert_into(&mut map, "acc");
+        assert_eq!(map["acc"], Value::from(0.75));
+        assert_eq!(map["acc_stderr"], Value::from(0.25));
+        assert_eq!(map["acc_ci95"][1], Value::from(0.75 + 0.49));
+        Summary::of(&[1.0]).unwrap().insert_into(&mut map, "one");
+        assert_eq!(map["one_stderr"], Value::Null);
+        assert_eq!(map["one_ci95"], Value::Null);
+    }
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), Some(51.0));
+        assert_eq!(percentile(&v, 0.95), Some(95.0));
+        assert_eq!(percentile(&v, 1.0), Some(100.0));
+        assert_eq!(percentile(&[7.0], 0.95), Some(7.0));
+        assert_eq!(percentile(&[], 0.5), None);
     }
 
     #[test]

@@ -1,10 +1,16 @@
-//! The RAG measurements of issue 5 on a question set such as `../shared/qa/dev.jsonl`:
-//! hallucination rate, refusal recall, coverage, citation precision and latency per answer.
+//! The RAG measurements on a question set such as `../shared/qa/dev.jsonl`: every answer
+//! judged against the gold document, quote and reference answer into the eval crate's
+//! record, and the figures of `anjeon bench rag` and `anjeon eval --suite rag` computed from
+//! those records by `anjeon_eval::rag` (one definition of each figure).
 
 use super::text::{bigram_containment, squash};
 use super::{Answer, AnswerMode, Answerer, AskRequest, Role};
 use crate::bench::Question;
 use crate::error::Result;
+use anjeon_eval::rag::{
+    item_metrics, reference_overlap, CitationRecord, ClaimRecord, Gold, Judged, QuestionRecord,
+    RagMetrics,
+};
 use serde::Serialize;
 
 /// A claim counts as faithful when this share of its character bigrams is in the passages
@@ -14,7 +20,7 @@ const FAITHFUL_CONTAINMENT: f32 = 0.8;
 /// may cut a long quote at their edge).
 const GOLD_CONTAINMENT: f32 = 0.9;
 
-/// One question's outcome.
+/// One question's outcome, as `anjeon bench rag` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RagItem {
     pub id: String,
@@ -30,9 +36,30 @@ pub struct RagItem {
     pub first_text_ms: f64,
     pub total_ms: f64,
     pub answer: String,
+    /// The answer is right: see `anjeon_eval::rag` (reference overlap, or a refusal).
+    pub correct: bool,
 }
 
-/// The figures of one run.
+impl From<&QuestionRecord> for RagItem {
+    fn from(r: &QuestionRecord) -> Self {
+        RagItem {
+            id: r.id.clone(),
+            answerable: r.answerable,
+            refused: r.refused,
+            claims: r.judged.shown_claims,
+            unfaithful_claims: r.judged.unfaithful_claims,
+            citations: r.judged.citations,
+            gold_citations: r.judged.gold_citations,
+            first_text_ms: r.first_text_ms,
+            total_ms: r.latency_ms,
+            answer: r.answer.clone(),
+            correct: r.metrics.get("answer_correctness") == Some(&1.0),
+        }
+    }
+}
+
+/// The figures of one run (`anjeon bench rag --json`); a figure whose questions are absent
+/// from the set is 0.
 #[derive(Debug, Clone, Serialize)]
 pub struct RagReport {
     pub mode: AnswerMode,
@@ -45,42 +72,97 @@ pub struct RagReport {
     pub hallucination_rate: f64,
     /// Unanswerable questions refused / unanswerable questions.
     pub refusal_recall: f64,
+    /// Unanswerable questions refused / questions refused.
+    pub refusal_precision: f64,
     /// Answerable questions answered with at least one citation holding the gold quote /
     /// answerable questions.
     pub coverage: f64,
     /// Citations holding the gold quote / citations, over answered answerable questions.
     pub citation_precision: f64,
+    /// Mean share of the gold quote in the cited passages of the gold document.
+    pub citation_recall: f64,
+    /// Questions answered right (reference overlap, or refusal of an unanswerable one).
+    pub answer_correctness: f64,
     /// Answerable questions refused / answerable questions.
     pub false_refusals: f64,
     pub mean_first_text_ms: f64,
     pub mean_total_ms: f64,
     pub p50_total_ms: f64,
+    pub p95_total_ms: f64,
     pub max_total_ms: f64,
     pub items: Vec<RagItem>,
 }
 
-/// Answers every question as `role` and scores the answers against the gold documents and
-/// quotes. This is what `anjeon eval --suite rag` prints.
-pub fn measure(answerer: &Answerer, questions: &[Question], role: Role) -> Result<RagReport> {
-    let mut items = Vec::with_capacity(questions.len());
-    let mut prompt_version = String::new();
-    for q in questions {
+impl RagReport {
+    pub fn new(mode: AnswerMode, prompt_version: String, records: &[QuestionRecord]) -> Self {
+        let m = RagMetrics::of(records, &[]);
+        let mean = |s: Option<anjeon_eval::Summary>| s.map_or(0.0, |s| s.mean);
+        let n = records.len().max(1) as f64;
+        RagReport {
+            mode,
+            prompt_version,
+            questions: m.questions,
+            answerable: m.answerable,
+            unanswerable: m.unanswerable,
+            hallucination_rate: mean(m.hallucination_rate),
+            refusal_recall: mean(m.refusal_recall),
+            refusal_precision: mean(m.refusal_precision),
+            coverage: mean(m.coverage),
+            citation_precision: mean(m.citation_precision),
+            citation_recall: mean(m.citation_recall),
+            answer_correctness: mean(m.answer_correctness),
+            false_refusals: mean(m.false_refusals),
+            mean_first_text_ms: records.iter().map(|r| r.first_text_ms).sum::<f64>() / n,
+            mean_total_ms: records.iter().map(|r| r.latency_ms).sum::<f64>() / n,
+            p50_total_ms: m.latency_ms_p50.unwrap_or_default(),
+            p95_total_ms: m.latency_ms_p95.unwrap_or_default(),
+            max_total_ms: records.iter().map(|r| r.latency_ms).fold(0.0, f64::max),
+            items: records.iter().map(RagItem::from).collect(),
+        }
+    }
+}
+
+/// Answers every question as `role` and judges each answer; `progress` hears how many are
+/// done. Returns the prompt set's version with the records.
+pub fn ask_all(
+    answerer: &Answerer,
+    questions: &[Question],
+    role: Role,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(String, Vec<QuestionRecord>)> {
+    let mut records = Vec::with_capacity(questions.len());
+    for (i, q) in questions.iter().enumerate() {
         let request = AskRequest {
             question: q.question.clone(),
             role,
             history: Vec::new(),
         };
         let answer = answerer.answer(&request, &mut |_| true)?;
-        prompt_version = answer.prompt_version.clone();
-        items.push(score(q, &answer));
+        records.push(judge(q, &answer, role));
+        progress(i + 1);
     }
-    Ok(report(answerer.config().mode, prompt_version, items))
+    Ok((answerer.prompts().version.clone(), records))
+}
+
+/// Answers every question as `role` and scores the answers against the gold documents and
+/// quotes: what `anjeon bench rag` prints.
+pub fn measure(answerer: &Answerer, questions: &[Question], role: Role) -> Result<RagReport> {
+    let (prompt_version, records) = ask_all(answerer, questions, role, &mut |_| {})?;
+    Ok(RagReport::new(
+        answerer.config().mode,
+        prompt_version,
+        &records,
+    ))
+}
+
+/// The gold quote as written in the question set (Markdown escapes undone).
+fn gold_quote(q: &Question) -> Option<String> {
+    q.gold_quote.as_ref().map(|quote| quote.replace("\\.", "."))
 }
 
 fn holds_gold(q: &Question, doc: &str, text: &str) -> bool {
-    match (&q.gold_doc, &q.gold_quote) {
+    match (&q.gold_doc, gold_quote(q)) {
         (Some(gold_doc), Some(quote)) => {
-            let quote = quote.replace("\\.", ".");
             doc == gold_doc
                 && (squash(text)
                     .iter()
@@ -92,138 +174,242 @@ fn holds_gold(q: &Question, doc: &str, text: &str) -> bool {
     }
 }
 
-fn score(q: &Question, a: &Answer) -> RagItem {
-    let shown: Vec<_> = if a.refused {
-        Vec::new()
-    } else {
-        a.claims.iter().filter(|c| c.supported).collect()
+/// The judge: one answer to `q` as a record with its verdicts and per-item metrics.
+pub fn judge(q: &Question, a: &Answer, role: Role) -> QuestionRecord {
+    let cited_text = |numbers: &[usize]| -> String {
+        a.citations
+            .iter()
+            .filter(|cit| numbers.contains(&cit.n))
+            .map(|cit| cit.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     };
-    let unfaithful = shown
+    let claims: Vec<ClaimRecord> = a
+        .claims
         .iter()
-        .filter(|c| {
-            let sources: String = a
+        .map(|c| {
+            let shown = !a.refused && c.supported;
+            ClaimRecord {
+                text: c.text.clone(),
+                citations: c.citations.clone(),
+                verdict: serde_name(c.verdict),
+                shown,
+                faithful: shown.then(|| {
+                    bigram_containment(&c.text, &cited_text(&c.citations)) >= FAITHFUL_CONTAINMENT
+                }),
+            }
+        })
+        .collect();
+    let citations: Vec<CitationRecord> = a
+        .citations
+        .iter()
+        .map(|c| CitationRecord {
+            n: c.n,
+            doc: c.doc.clone(),
+            locator: c.locator.clone(),
+            quote: c.quote.clone(),
+            holds_gold: holds_gold(q, &c.doc, &c.text),
+        })
+        .collect();
+    let answered = !a.refused;
+    let gold_recall = match (answered, &q.gold_doc, gold_quote(q)) {
+        (true, Some(doc), Some(quote)) => {
+            let from_gold: Vec<usize> = a
                 .citations
                 .iter()
-                .filter(|cit| c.citations.contains(&cit.n))
-                .map(|cit| cit.text.as_str())
-                .collect::<Vec<_>>()
-                .join("\n");
-            bigram_containment(&c.text, &sources) < FAITHFUL_CONTAINMENT
-        })
-        .count();
-    let (citations, gold) = if a.refused {
-        (0, 0)
-    } else {
-        (
-            a.citations.len(),
-            a.citations
-                .iter()
-                .filter(|c| holds_gold(q, &c.doc, &c.text))
-                .count(),
-        )
+                .filter(|c| &c.doc == doc)
+                .map(|c| c.n)
+                .collect();
+            f64::from(bigram_containment(&quote, &cited_text(&from_gold)))
+        }
+        _ => 0.0,
     };
-    RagItem {
+    let judged = Judged {
+        shown_claims: claims.iter().filter(|c| c.shown).count(),
+        unfaithful_claims: claims.iter().filter(|c| c.faithful == Some(false)).count(),
+        citations: if answered { citations.len() } else { 0 },
+        gold_citations: if answered {
+            citations.iter().filter(|c| c.holds_gold).count()
+        } else {
+            0
+        },
+        gold_recall,
+        reference: if answered {
+            reference_overlap(&a.answer, &q.reference_answer)
+        } else {
+            Default::default()
+        },
+    };
+    QuestionRecord {
         id: q.id.clone(),
+        question: q.question.clone(),
+        role: serde_name(role),
         answerable: q.answerable,
-        refused: a.refused,
-        claims: shown.len(),
-        unfaithful_claims: unfaithful,
-        citations,
-        gold_citations: gold,
-        first_text_ms: a.timings.first_text_ms,
-        total_ms: a.timings.total_ms,
+        gold: Gold {
+            doc: q.gold_doc.clone(),
+            quote: q.gold_quote.clone(),
+            reference_answer: q.reference_answer.clone(),
+        },
         answer: a.answer.clone(),
+        refused: a.refused,
+        refusal_reason: a.refusal_reason.map(serde_name),
+        citations,
+        claims,
+        metrics: item_metrics(q.answerable, a.refused, &judged),
+        judged,
+        latency_ms: a.timings.total_ms,
+        first_text_ms: a.timings.first_text_ms,
     }
 }
 
-fn ratio(num: usize, den: usize) -> f64 {
-    if den == 0 {
-        0.0
-    } else {
-        num as f64 / den as f64
-    }
-}
-
-fn report(mode: AnswerMode, prompt_version: String, items: Vec<RagItem>) -> RagReport {
-    let answerable: Vec<&RagItem> = items.iter().filter(|i| i.answerable).collect();
-    let unanswerable: Vec<&RagItem> = items.iter().filter(|i| !i.answerable).collect();
-    let shown: usize = items.iter().map(|i| i.claims).sum();
-    let mut bad: usize = answerable.iter().map(|i| i.unfaithful_claims).sum();
-    let mut denominator = shown;
-    for i in unanswerable.iter().filter(|i| !i.refused) {
-        bad += i.claims.max(1) - i.unfaithful_claims.min(i.claims);
-        denominator += usize::from(i.claims == 0);
-    }
-    let answered: Vec<&&RagItem> = answerable.iter().filter(|i| !i.refused).collect();
-    let mut totals: Vec<f64> = items.iter().map(|i| i.total_ms).collect();
-    totals.sort_by(f64::total_cmp);
-    let n = items.len().max(1) as f64;
-    RagReport {
-        mode,
-        prompt_version,
-        questions: items.len(),
-        answerable: answerable.len(),
-        unanswerable: unanswerable.len(),
-        hallucination_rate: ratio(bad, denominator),
-        refusal_recall: ratio(
-            unanswerable.iter().filter(|i| i.refused).count(),
-            unanswerable.len(),
-        ),
-        coverage: ratio(
-            answered.iter().filter(|i| i.gold_citations > 0).count(),
-            answerable.len(),
-        ),
-        citation_precision: ratio(
-            answered.iter().map(|i| i.gold_citations).sum(),
-            answered.iter().map(|i| i.citations).sum(),
-        ),
-        false_refusals: ratio(
-            answerable.iter().filter(|i| i.refused).count(),
-            answerable.len(),
-        ),
-        mean_first_text_ms: items.iter().map(|i| i.first_text_ms).sum::<f64>() / n,
-        mean_total_ms: items.iter().map(|i| i.total_ms).sum::<f64>() / n,
-        p50_total_ms: totals.get(totals.len() / 2).copied().unwrap_or_default(),
-        max_total_ms: totals.last().copied().unwrap_or_default(),
-        items,
+/// A unit variant's name as the JSON of answers spells it (`public`, `withheld`,
+/// `weak_retrieval`), for records that keep it as text.
+pub fn serde_name(value: impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::{Citation, Claim, Timings, Verdict};
 
-    fn item(answerable: bool, refused: bool, claims: usize, gold: usize) -> RagItem {
-        RagItem {
-            id: String::new(),
+    fn question(answerable: bool) -> Question {
+        Question {
+            id: "q".into(),
+            question: "?".into(),
             answerable,
-            refused,
-            claims,
-            unfaithful_claims: 0,
-            citations: claims,
-            gold_citations: gold,
-            first_text_ms: 1.0,
-            total_ms: 2.0,
-            answer: String::new(),
+            gold_doc: answerable.then(|| "a.md".into()),
+            gold_quote: answerable.then(|| {
+                "건강진단은 유효기간 만료일 전후 각각 30일 이내에 실시해야 한다\\.".into()
+            }),
+            reference_answer: "유효기간 만료일 전후 각각 30일 이내에 받아야 합니다.".into(),
+            kind: None,
         }
     }
 
+    fn citation(n: usize, doc: &str, text: &str) -> Citation {
+        Citation {
+            n,
+            doc: doc.into(),
+            locator: "제2조".into(),
+            quote: text.into(),
+            title: "규칙".into(),
+            text: text.into(),
+            id: n as u64,
+            access: "public".into(),
+        }
+    }
+
+    fn claim(text: &str, citations: Vec<usize>, verdict: Verdict) -> Claim {
+        Claim {
+            text: text.into(),
+            citations,
+            supported: matches!(verdict, Verdict::Supported | Verdict::Recited),
+            score: 1.0,
+            verdict,
+        }
+    }
+
+    fn answer(refused: bool, claims: Vec<Claim>, citations: Vec<Citation>) -> Answer {
+        Answer {
+            answer: claims
+                .iter()
+                .filter(|c| c.supported)
+                .map(|c| format!("{} [{}]", c.text, c.citations[0]))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            refused,
+            citations,
+            claims,
+            prompt_version: "v".into(),
+            question: "?".into(),
+            mode: AnswerMode::Extractive,
+            refusal_reason: None,
+            medical_referral: false,
+            timings: Timings {
+                first_text_ms: 3.0,
+                total_ms: 5.0,
+                ..Timings::default()
+            },
+        }
+    }
+
+    const GOLD: &str =
+        "④ 건강진단은 건강진단의 유효기간 만료일 전후 각각 30일 이내에 실시해야 한다.";
+
     #[test]
-    fn figures_follow_the_definitions() {
-        let items = vec![
-            item(true, false, 2, 1),
-            item(true, false, 1, 0),
-            item(true, true, 0, 0),
-            item(false, true, 0, 0),
-            item(false, false, 1, 0),
+    fn the_judge_checks_claims_citations_and_the_reference() {
+        let a =
+            answer(
+                false,
+                vec![
+                claim(
+                    "건강진단은 건강진단의 유효기간 만료일 전후 각각 30일 이내에 실시해야 한다.",
+                    vec![1],
+                    Verdict::Supported,
+                ),
+                claim("모든 식품은 검사 없이 판매할 수 있다.", vec![2], Verdict::Supported),
+                claim("숨긴 문장", vec![1], Verdict::Withheld),
+            ],
+                vec![
+                    citation(1, "a.md", GOLD),
+                    citation(2, "b.md", "영업자는 위생교육을 받아야 한다."),
+                ],
+            );
+        let r = judge(&question(true), &a, Role::Public);
+        assert_eq!(r.judged.shown_claims, 2);
+        assert_eq!(r.judged.unfaithful_claims, 1);
+        assert_eq!((r.judged.citations, r.judged.gold_citations), (2, 1));
+        assert!(r.judged.gold_recall > 0.9, "{:?}", r.judged);
+        assert!(r.judged.reference.recall > 0.5, "{:?}", r.judged);
+        assert_eq!(r.metrics["coverage"], 1.0);
+        assert_eq!(r.metrics["answer_correctness"], 1.0);
+        assert_eq!(r.claims[2].verdict, "withheld");
+        assert_eq!((r.claims[2].shown, r.claims[2].faithful), (false, None));
+        assert!(r.citations[0].holds_gold);
+        assert_eq!(r.latency_ms, 5.0);
+
+        // A refusal shows its closest passages, but cites nothing and says nothing.
+        let refusal = answer(true, Vec::new(), vec![citation(1, "a.md", GOLD)]);
+        let r = judge(&question(true), &refusal, Role::Public);
+        assert_eq!((r.judged.citations, r.judged.gold_citations), (0, 0));
+        assert_eq!(r.judged.gold_recall, 0.0);
+        assert_eq!(r.metrics["coverage"], 0.0);
+        assert_eq!(r.metrics["false_refusals"], 1.0);
+        let r = judge(&question(false), &refusal, Role::Official);
+        assert_eq!(r.metrics["refusal_recall"], 1.0);
+        assert_eq!(r.role, "official");
+    }
+
+    #[test]
+    fn the_bench_report_keeps_its_figures() {
+        let supported = answer(
+            false,
+            vec![claim(GOLD, vec![1], Verdict::Supported)],
+            vec![citation(1, "a.md", GOLD)],
+        );
+        let refusal = answer(true, Vec::new(), Vec::new());
+        let records = vec![
+            judge(&question(true), &supported, Role::Public),
+            judge(&question(true), &refusal, Role::Public),
+            judge(&question(false), &refusal, Role::Public),
+            judge(&question(false), &supported, Role::Public),
         ];
-        let r = report(AnswerMode::Extractive, "v".into(), items);
-        assert!((r.coverage - 1.0 / 3.0).abs() < 1e-9);
-        assert!((r.citation_precision - 1.0 / 3.0).abs() < 1e-9);
+        let r = RagReport::new(AnswerMode::Extractive, "v".into(), &records);
+        assert_eq!((r.questions, r.answerable, r.unanswerable), (4, 2, 2));
+        assert!((r.coverage - 0.5).abs() < 1e-9);
         assert!((r.refusal_recall - 0.5).abs() < 1e-9);
-        // 4 shown claims, one of them answers an unanswerable question.
-        assert!((r.hallucination_rate - 0.25).abs() < 1e-9);
-        assert!((r.false_refusals - 1.0 / 3.0).abs() < 1e-9);
+        assert!((r.refusal_precision - 0.5).abs() < 1e-9);
+        assert!((r.false_refusals - 0.5).abs() < 1e-9);
+        // Two shown claims; the one answering an unanswerable question is a hallucination.
+        assert!((r.hallucination_rate - 0.5).abs() < 1e-9);
+        assert!((r.citation_precision - 1.0).abs() < 1e-9);
+        assert_eq!(r.items.len(), 4);
+        assert!(r.items[0].correct && !r.items[1].correct && r.items[2].correct);
+        assert_eq!(r.p50_total_ms, 5.0);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod verify;
 
 pub use crate::auth::Role;
 pub use crate::config::AnswerMode;
+pub use guard::LEAK_SPAN_CHARS;
 pub use measure::{measure, RagItem, RagReport};
 pub use prompt::Prompts;
 
@@ -176,6 +177,11 @@ impl<'a> Answerer<'a> {
 
     pub fn config(&self) -> &AnswerConfig {
         &self.config
+    }
+
+    /// The prompt set answers are made with.
+    pub fn prompts(&self) -> &Prompts {
+        &self.prompts
     }
 
     /// Answers `req`. Verified text reaches `on_text` sentence by sentence as soon as it is

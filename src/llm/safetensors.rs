@@ -71,9 +71,11 @@ impl Checkpoint {
             "llama" | "mistral" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
-            other => return Err(err(format!(
+            other => {
+                return Err(err(format!(
                 "model_type {other:?} is not supported (gemma3, llama, mistral, qwen2, qwen3 are)"
-            ))),
+            )))
+            }
         };
         let files: Vec<PathBuf> = if path.is_file() {
             vec![path.to_path_buf()]
