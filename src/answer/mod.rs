@@ -18,6 +18,7 @@ pub mod retrieve;
 #[cfg(test)]
 mod tests;
 pub mod text;
+mod thesaurus;
 pub mod verify;
 
 pub use crate::auth::Role;

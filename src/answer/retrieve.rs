@@ -25,6 +25,9 @@ pub struct Scored {
 pub struct QuestionTerms {
     pub terms: Vec<String>,
     pub idf: Vec<f32>,
+    /// Per term, statutory phrasings (each a set of analysed terms) that count as the term
+    /// being present (see [`super::thesaurus`]).
+    pub alternatives: Vec<Vec<Vec<String>>>,
 }
 
 impl QuestionTerms {
@@ -33,6 +36,18 @@ impl QuestionTerms {
         for t in index.analyse(question)? {
             if !terms.contains(&t) {
                 terms.push(t);
+            }
+        }
+        let mut alternatives = vec![Vec::new(); terms.len()];
+        for entry in super::thesaurus::matches(super::thesaurus::builtin(), question) {
+            let word_terms = index.analyse(&entry.word)?;
+            for phrase in &entry.terms {
+                let phrase_terms = index.analyse(phrase)?;
+                for (i, t) in terms.iter().enumerate() {
+                    if word_terms.contains(t) {
+                        alternatives[i].push(phrase_terms.clone());
+                    }
+                }
             }
         }
         let stats = index.term_stats(&terms, filter)?;
@@ -45,7 +60,11 @@ impl QuestionTerms {
                 (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
             })
             .collect();
-        Ok(QuestionTerms { terms, idf })
+        Ok(QuestionTerms {
+            terms,
+            idf,
+            alternatives,
+        })
     }
 
     /// IDF-weighted share of the question's terms among `present` (analysed terms of a text).
@@ -58,8 +77,15 @@ impl QuestionTerms {
             .terms
             .iter()
             .zip(&self.idf)
-            .filter(|(t, _)| present.contains(*t))
-            .map(|(_, w)| w)
+            .enumerate()
+            .filter(|(i, (t, _))| {
+                present.contains(*t)
+                    || self.alternatives.get(*i).is_some_and(|alts| {
+                        alts.iter()
+                            .any(|alt| !alt.is_empty() && alt.iter().all(|m| present.contains(m)))
+                    })
+            })
+            .map(|(_, (_, w))| w)
             .sum();
         found / total
     }
@@ -97,9 +123,17 @@ pub fn retrieve(
     weights: &RerankWeights,
     rerank: bool,
 ) -> Result<Vec<Scored>> {
-    let vector = index.embed_query(question)?;
+    // the statutory terms of everyday words are searched too
+    let mut query = question.to_string();
+    for entry in super::thesaurus::matches(super::thesaurus::builtin(), question) {
+        for term in &entry.terms {
+            query.push(' ');
+            query.push_str(term);
+        }
+    }
+    let vector = index.embed_query(&query)?;
     let request = SearchRequest {
-        query: question.to_string(),
+        query,
         top_k: candidates.max(1),
         mode: SearchMode::Hybrid,
         lexical: crate::config::LexicalFields::Both,
@@ -184,11 +218,15 @@ mod tests {
         let terms = QuestionTerms {
             terms: vec!["배추김치".into(), "기준".into()],
             idf: vec![8.0, 1.0],
+            alternatives: vec![vec![vec!["김치".into(), "배추".into()]], vec![]],
         };
         let common: HashSet<String> = ["기준".to_string()].into();
         let rare: HashSet<String> = ["배추김치".to_string()].into();
         assert!((terms.coverage(&common) - 1.0 / 9.0).abs() < 1e-6);
         assert!((terms.coverage(&rare) - 8.0 / 9.0).abs() < 1e-6);
+        // a statutory phrasing of a term counts as the term
+        let phrased: HashSet<String> = ["배추".to_string(), "김치".to_string()].into();
+        assert!((terms.coverage(&phrased) - 8.0 / 9.0).abs() < 1e-6);
     }
 
     #[test]
