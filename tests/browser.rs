@@ -344,16 +344,20 @@ async fn search(b: &Browser, query: &str, filter: Option<(&str, &str)>) -> Resul
             .with_context(|| format!("select[name={name}] has no option labelled {label:?}"))?;
         select.select_by_value(&value).await?;
     }
+    // A count already on the page is marked, so that only the new search's count is awaited,
+    // whether the form loads a new page or the page's script updates this one.
+    b.js("const c = document.querySelector('#result-count');
+          if (c) { c.anjeonStale = true; c.anjeonText = c.textContent; }")
+        .await?;
     input.send_keys(query).await?;
     input.send_keys(&Key::Enter.to_string()).await?;
     b.wait_until(
-        "the search shows its results",
-        &format!(
-            "document.querySelector('#result-count') && document.querySelector('input[name=q]') && document.querySelector('input[name=q]').value === {} && (document.querySelector('li.hit') || /\\b0\\b/.test(document.querySelector('#result-count').textContent))",
-            json!(query)
-        ),
+        "the search shows its results and #result-count",
+        "(() => { const c = document.querySelector('#result-count');
+                  return c && (!c.anjeonStale || c.textContent !== c.anjeonText); })()",
     )
     .await?;
+    b.expect_loaded("the search").await?;
     let mut hits = Vec::new();
     for hit in b.find_all("li.hit").await? {
         hits.push(hit.text().await?);

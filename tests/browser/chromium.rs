@@ -133,7 +133,7 @@ impl Drop for Chromedriver {
 /// `env` when set, else the first of `names` on `PATH`.
 fn installed(env: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(env) {
-        return Some(PathBuf::from(path));
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
     }
     let path = std::env::var_os("PATH")?;
     names.iter().find_map(|name| {
