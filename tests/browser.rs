@@ -580,6 +580,51 @@ async fn the_eval_page_charts_the_latest_run(_site: &Site, b: &Browser) -> Resul
     Ok(())
 }
 
+const AUDIT: &str = "every_page_passes_an_accessibility_audit_at_both_widths";
+
+/// Each page, in the states people see it in (an answer with its passage open, search
+/// results, the admin's page), audited for its language, labels, names, AA contrast and, on
+/// a phone, content wider than the screen.
+async fn every_page_passes_an_accessibility_audit_at_both_widths(
+    site: &Site,
+    b: &Browser,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    let mut audit = async |page: &str| -> Result<()> {
+        let found = b.audit().await?;
+        problems.extend(found.into_iter().map(|p| format!("{page}: {p}")));
+        Ok(())
+    };
+    b.open("/").await?;
+    audit("/ (empty)").await?;
+    send_question(b, QUESTION).await?;
+    b.wait_for("#answer a.cite[data-n]").await?.click().await?;
+    b.wait_for("#passage mark").await?;
+    audit("/ (answer and passage)").await?;
+    search(b, "건강진단", None).await?;
+    audit("/search (results)").await?;
+    b.open("/eval").await?;
+    audit("/eval").await?;
+    b.open("/login").await?;
+    audit("/login").await?;
+    b.find("input#token")
+        .await?
+        .send_keys(&site.admin_token)
+        .await?;
+    b.find("button#login-button").await?.click().await?;
+    b.wait_until("signing in leaves /login", "location.pathname !== '/login'")
+        .await?;
+    b.open("/admin").await?;
+    audit("/admin").await?;
+    ensure!(
+        problems.is_empty(),
+        "{} accessibility problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    Ok(())
+}
+
 type Test = for<'a> fn(&'a Site, &'a Browser) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
 
 const TESTS: &[(&str, Test)] = &[
@@ -603,6 +648,11 @@ const TESTS: &[(&str, Test)] = &[
     }),
     (EVAL, |s, b| {
         Box::pin(the_eval_page_charts_the_latest_run(s, b))
+    }),
+    (AUDIT, |s, b| {
+        Box::pin(every_page_passes_an_accessibility_audit_at_both_widths(
+            s, b,
+        ))
     }),
 ];
 

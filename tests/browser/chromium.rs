@@ -377,6 +377,29 @@ impl Browser {
         self.emulate(DESKTOP).await
     }
 
+    /// What the page does wrong for accessibility (see `audit.js`) at desktop and at phone
+    /// size, each sentence prefixed with the size. Leaves the page at desktop size.
+    pub async fn audit(&self) -> Result<Vec<String>> {
+        let mut problems: Vec<(String, Vec<&str>)> = Vec::new();
+        for viewport in [DESKTOP, PHONE] {
+            self.emulate(viewport).await?;
+            let found = self.js(include_str!("audit.js")).await?;
+            let found: Vec<String> =
+                serde_json::from_value(found).context("audit.js's list of problems")?;
+            for problem in found {
+                match problems.iter_mut().find(|(p, _)| *p == problem) {
+                    Some((_, sizes)) => sizes.push(viewport.name),
+                    None => problems.push((problem, vec![viewport.name])),
+                }
+            }
+        }
+        self.emulate(DESKTOP).await?;
+        Ok(problems
+            .into_iter()
+            .map(|(problem, sizes)| format!("{} ({})", problem, sizes.join(", ")))
+            .collect())
+    }
+
     /// Ends the session (Chromium exits, its profile folder is removed).
     pub async fn close(self) {
         let _ = self.client.close().await;
