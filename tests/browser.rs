@@ -149,8 +149,9 @@ async fn send_question(b: &Browser, question: &str) -> Result<()> {
 
 const CHAT: &str = "chat_streams_a_cited_answer_and_shows_the_cited_passage";
 
-/// Ask → the answer streams into `#answer` with a citation → clicking it shows the passage
-/// with the quoted sentence marked and a link to the source; then a new conversation.
+/// Ask → the answer streams into `#answer` with a citation → opening it (by keyboard) shows
+/// the passage with the quoted sentence marked and a link to the source; the answer has its
+/// feedback buttons; then a new conversation empties the chat.
 async fn chat_streams_a_cited_answer_and_shows_the_cited_passage(
     site: &Site,
     b: &Browser,
@@ -243,7 +244,10 @@ async fn chat_streams_a_cited_answer_and_shows_the_cited_passage(
         );
     }
 
-    cite.click().await?;
+    // by keyboard: a citation is reached and opened like any link
+    cite.send_keys(&Key::Enter.to_string())
+        .await
+        .context("a.cite cannot be focused and opened by keyboard (Enter)")?;
     b.wait_for("#passage mark").await?;
     let panel = b.find("#passage").await?;
     ensure!(panel.is_displayed().await?, "#passage is there but hidden");
@@ -296,12 +300,29 @@ async fn chat_streams_a_cited_answer_and_shows_the_cited_passage(
 
 const REFUSED: &str = "a_question_outside_the_documents_is_refused";
 
-/// A question the documents do not answer is refused as such, with the closest passages.
+/// A question the documents do not answer, asked by keyboard only, is refused as such, with
+/// the closest passages.
 async fn a_question_outside_the_documents_is_refused(site: &Site, b: &Browser) -> Result<()> {
     let expected = site.ask(OFF_TOPIC);
     ensure!(expected["refused"] == true, "the API answered: {expected}");
     b.open("/").await?;
-    send_question(b, OFF_TOPIC).await?;
+    // by keyboard only: type, Tab to the ask button, Enter
+    let input = b.find("form#ask-form textarea#question").await?;
+    input.send_keys(OFF_TOPIC).await?;
+    input.send_keys(&Key::Tab.to_string()).await?;
+    let focused = b.client().active_element().await?;
+    let id = focused.attr("id").await?;
+    ensure!(
+        id.as_deref() == Some("ask-button"),
+        "Tab from the question goes to {:?} (id {id:?}), not button#ask-button",
+        focused
+            .html(false)
+            .await?
+            .chars()
+            .take(120)
+            .collect::<String>()
+    );
+    focused.send_keys(&Key::Enter.to_string()).await?;
     b.wait_for("#answer .refusal").await?;
     b.wait_until(
         "the refusal says so",
