@@ -68,6 +68,11 @@ impl Chromedriver {
             .unwrap_or_else(|| missing("Chromium", "chromium"));
         let driver = installed("ANJEON_CHROMEDRIVER", &["chromedriver"])
             .unwrap_or_else(|| missing("chromedriver", "chromium-driver"));
+        assert!(
+            korean_font(),
+            "no font with Korean glyphs is installed (fc-list :lang=ko lists none): every page \
+             would be drawn in empty boxes; install Debian's `fonts-nanum` (as .ci/run does)"
+        );
         let mut child = Command::new(&driver)
             .args(["--port=0", "--log-level=WARNING"])
             .stdin(Stdio::null())
@@ -141,6 +146,14 @@ fn installed(env: &str, names: &[&str]) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|candidate| candidate.is_file())
     })
+}
+
+/// Whether fontconfig, which Chromium draws text with, knows a font covering Korean.
+fn korean_font() -> bool {
+    Command::new("fc-list")
+        .arg(":lang=ko")
+        .output()
+        .is_ok_and(|out| out.status.success() && !out.stdout.trim_ascii().is_empty())
 }
 
 fn missing(what: &str, package: &str) -> ! {
