@@ -295,6 +295,27 @@ async fn chat_streams_a_cited_answer_and_shows_the_cited_passage(
         "!document.querySelector('#answer a.cite') && [...document.querySelectorAll('.example-question')].some(e => e.offsetParent !== null)",
     )
     .await?;
+
+    // the source document, opened at the cited place
+    b.client().goto(&href).await?;
+    b.expect_loaded("the source link").await?;
+    let place = b
+        .js_with(
+            "const id = decodeURIComponent(location.hash.slice(1));
+             const at = id && document.getElementById(id);
+             return at ? at.innerText : null;",
+            Vec::new(),
+        )
+        .await?;
+    let place = place.as_str().with_context(|| {
+        format!("the source link {href} does not lead to a place in the document (no #fragment naming an element there)")
+    })?;
+    ensure!(
+        squeeze(place).contains(&squeeze(&opening)),
+        "the source link {href} leads to a place that does not hold the quote {opening:?}…: {place:?}"
+    );
+    let target = link.fragment().map(|id| format!("[id='{id}']"));
+    b.screenshots(CHAT, "document", target.as_deref()).await?;
     Ok(())
 }
 
@@ -767,7 +788,8 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    println!("\nrunning {} tests", chosen.len());
+    let plural = if chosen.len() == 1 { "" } else { "s" };
+    println!("\nrunning {} test{plural}", chosen.len());
     if chosen.is_empty() {
         println!("\ntest result: ok. 0 passed; 0 failed\n");
         return ExitCode::SUCCESS;
