@@ -11,6 +11,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tantivy::collector::{Collector, Count, DocSetCollector, SegmentCollector, TopDocs};
+use tantivy::index::SegmentId;
 use tantivy::query::{
     BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery,
 };
@@ -22,7 +23,6 @@ use tantivy::{
     doc, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
     TantivyDocument, Term, TERMINATED,
 };
-use tantivy::index::SegmentId;
 
 /// One passage as the lexical index stores it.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,8 +140,8 @@ impl FacetColumns {
             while terms.advance() {
                 let ord = names.len() as u32;
                 names.push(String::from_utf8_lossy(terms.key()).into_owned());
-                let mut postings =
-                    inverted.read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)?;
+                let mut postings = inverted
+                    .read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)?;
                 let mut doc = postings.doc();
                 while doc != TERMINATED {
                     if let Some(slot) = of_doc.get_mut(doc as usize) {
@@ -450,10 +450,7 @@ impl LexicalIndex {
         };
         let searcher = self.reader.searcher();
         let columns = {
-            let mut cache = self
-                .facet_columns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut cache = self.facet_columns.lock().unwrap_or_else(|p| p.into_inner());
             let mut columns = Vec::with_capacity(searcher.segment_readers().len());
             for segment in searcher.segment_readers() {
                 let id = segment.segment_id();

@@ -91,7 +91,12 @@ impl Jobs {
 }
 
 /// Starts a job ingesting `files` (key, path) in the background; returns its id.
-fn start_job(state: &Arc<AppState>, files: Vec<(String, PathBuf)>, access: Access, force: bool) -> u64 {
+fn start_job(
+    state: &Arc<AppState>,
+    files: Vec<(String, PathBuf)>,
+    access: Access,
+    force: bool,
+) -> u64 {
     let jobs = &state.web.jobs;
     let id = jobs.next.fetch_add(1, Ordering::Relaxed) + 1;
     let items = files
@@ -417,7 +422,9 @@ pub async fn upload(
     let mut names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::Unprocessable(format!("같은 이름의 파일이 두 개입니다: {}", w[0])).into());
+        return Err(
+            Error::Unprocessable(format!("같은 이름의 파일이 두 개입니다: {}", w[0])).into(),
+        );
     }
     let dir = state.web.uploads_dir();
     let stored = {
@@ -501,7 +508,9 @@ pub async fn reingest(
         ))
         .into());
     }
-    state.audit.record(&caller, "reingest", vec![key.to_string()])?;
+    state
+        .audit
+        .record(&caller, "reingest", vec![key.to_string()])?;
     let id = start_job(
         &state,
         vec![(key.to_string(), entry.source.clone())],
@@ -531,10 +540,7 @@ pub async fn delete(
     let worker = state.clone();
     let target = key.clone();
     let removed = tokio::task::spawn_blocking(move || {
-        worker
-            .web
-            .jobs
-            .exclusive(|| worker.index.delete(&target))
+        worker.web.jobs.exclusive(|| worker.index.delete(&target))
     })
     .await
     .map_err(|e| Error::Index(format!("delete task failed: {e}")))??;
@@ -550,7 +556,10 @@ mod tests {
 
     #[test]
     fn upload_names_are_bare_and_safe() {
-        assert_eq!(upload_name("C:\\문서\\식품위생법.md").unwrap(), "식품위생법.md");
+        assert_eq!(
+            upload_name("C:\\문서\\식품위생법.md").unwrap(),
+            "식품위생법.md"
+        );
         assert_eq!(upload_name("a/b/c.pdf").unwrap(), "c.pdf");
         for bad in ["", "../", ".hidden", "a\u{0}b"] {
             let e = upload_name(bad).unwrap_err();

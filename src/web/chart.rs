@@ -77,7 +77,11 @@ pub fn chart_svg(title: &str, bars: &[Bar], domain: Option<(f64, f64)>) -> Strin
         let top = TOP + ROW * i as f64;
         let mid = top + ROW / 2.0;
         let label: String = if bar.label.chars().count() > LABEL_CHARS {
-            bar.label.chars().take(LABEL_CHARS - 1).chain(['…']).collect()
+            bar.label
+                .chars()
+                .take(LABEL_CHARS - 1)
+                .chain(['…'])
+                .collect()
         } else {
             bar.label.clone()
         };

@@ -245,7 +245,11 @@ async fn article_view(
     // Going forward, the first passage of another article begins the next one.
     let next = view.passages[at + 1..]
         .iter()
-        .find_map(|q| article_of(&q.locator).filter(|a| *a != article).map(|a| (a, q.id)))
+        .find_map(|q| {
+            article_of(&q.locator)
+                .filter(|a| *a != article)
+                .map(|a| (a, q.id))
+        })
         .map(|(label, id)| ArticleLink {
             label,
             href: super::passage_href(&view.key, id),
@@ -339,8 +343,7 @@ async fn citing_passages(
         .filter(|h| {
             let own = h.doc == view.key && article_of(&h.locator).as_deref() == Some(article);
             let same_law = h.law.as_deref() == Some(law.as_str());
-            !own && mentions_article(&h.text, article)
-                && (same_law || h.text.contains(&law))
+            !own && mentions_article(&h.text, article) && (same_law || h.text.contains(&law))
         })
         .take(20)
         .map(|h| Citing {
@@ -399,7 +402,9 @@ async fn raw(state: &Arc<AppState>, caller: &Caller, key: &str) -> Result<Respon
     // An uploaded HTML file runs nothing on our origin.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"),
+        HeaderValue::from_static(
+            "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'",
+        ),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)

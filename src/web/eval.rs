@@ -43,7 +43,12 @@ fn load_runs(dir: &std::path::Path) -> Vec<Run> {
             Some(Run { name, results })
         })
         .collect();
-    runs.sort_by(|a, b| b.results.date.cmp(&a.results.date).then(a.name.cmp(&b.name)));
+    runs.sort_by(|a, b| {
+        b.results
+            .date
+            .cmp(&a.results.date)
+            .then(a.name.cmp(&b.name))
+    });
     runs
 }
 
@@ -241,7 +246,13 @@ fn run_view(run: &Run, gate: &Gate) -> RunView {
     RunView {
         name: run.name.clone(),
         model: run.results.model.id.clone(),
-        date: run.results.date.chars().take(19).collect::<String>().replace('T', " "),
+        date: run
+            .results
+            .date
+            .chars()
+            .take(19)
+            .collect::<String>()
+            .replace('T', " "),
         gate: g,
         gate_class: class,
         rows,
@@ -336,7 +347,11 @@ pub async fn index(
     } else {
         None
     };
-    let views = runs.iter().take(MAX_RUNS).map(|r| run_view(r, &gate)).collect();
+    let views = runs
+        .iter()
+        .take(MAX_RUNS)
+        .map(|r| run_view(r, &gate))
+        .collect();
     Ok(render(&EvalPage {
         layout: Layout::of(&caller, "eval"),
         eval_dir: dir.display().to_string(),
@@ -410,7 +425,9 @@ pub async fn task(
         .join("samples")
         .join(format!("{}.jsonl", plain_name(&task)?));
     let text = tokio::fs::read_to_string(&path).await.map_err(|_| {
-        Error::NotFound(format!("평가 실행 '{run}'에 과제 '{task}'의 기록이 없습니다"))
+        Error::NotFound(format!(
+            "평가 실행 '{run}'에 과제 '{task}'의 기록이 없습니다"
+        ))
     })?;
     let records: Vec<SampleRecord> = text
         .lines()
@@ -470,8 +487,16 @@ pub async fn task(
     };
     Ok(render(&TaskPage {
         layout: Layout::of(&caller, "eval"),
-        prev: if page > 1 { link(page - 1) } else { String::new() },
-        next: if page < pages { link(page + 1) } else { String::new() },
+        prev: if page > 1 {
+            link(page - 1)
+        } else {
+            String::new()
+        },
+        next: if page < pages {
+            link(page + 1)
+        } else {
+            String::new()
+        },
         run,
         task,
         items,

@@ -140,11 +140,9 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let body: FeedbackBody = crate::server::parse_json(body)?;
     if !KINDS.contains(&body.kind.as_str()) {
-        return Err(Error::InvalidInput(format!(
-            "kind는 {} 중 하나여야 합니다",
-            KINDS.join(", ")
-        ))
-        .into());
+        return Err(
+            Error::InvalidInput(format!("kind는 {} 중 하나여야 합니다", KINDS.join(", "))).into(),
+        );
     }
     if body.question.trim().is_empty() {
         return Err(Error::InvalidInput("question이 비어 있습니다".into()).into());
@@ -213,13 +211,23 @@ pub async fn page(
     state.audit.record(&caller, "feedback", Vec::new())?;
     let counts = KINDS
         .iter()
-        .map(|k| (kind_label(k), entries.iter().filter(|e| e.kind == *k).count()))
+        .map(|k| {
+            (
+                kind_label(k),
+                entries.iter().filter(|e| e.kind == *k).count(),
+            )
+        })
         .collect();
     let rows = entries
         .into_iter()
         .rev()
         .map(|e| FeedbackRow {
-            time: e.time.chars().take(19).collect::<String>().replace('T', " "),
+            time: e
+                .time
+                .chars()
+                .take(19)
+                .collect::<String>()
+                .replace('T', " "),
             kind: kind_label(&e.kind),
             kind_class: e.kind.clone(),
             comment: e.comment,

@@ -277,7 +277,10 @@ fn user_message(e: &Error) -> String {
 
 /// A document key as a URL path under `/doc/`: each segment percent-encoded.
 pub fn doc_path(key: &str) -> String {
-    key.split('/').map(percent_encode).collect::<Vec<_>>().join("/")
+    key.split('/')
+        .map(percent_encode)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Percent-encodes everything but unreserved ASCII (RFC 3986).
@@ -300,7 +303,12 @@ pub fn passage_href(doc: &str, id: u64) -> String {
 
 /// `YYYYMMDD` → `YYYY-MM-DD`.
 pub fn format_date(date: i64) -> String {
-    format!("{:04}-{:02}-{:02}", date / 10000, date / 100 % 100, date % 100)
+    format!(
+        "{:04}-{:02}-{:02}",
+        date / 10000,
+        date / 100 % 100,
+        date % 100
+    )
 }
 
 /// Korean names of document kinds.

@@ -305,7 +305,10 @@ pub async fn page(
     let facet = |name: &str, value: &str, label: String, count: usize, current: &str| Facet {
         label,
         count,
-        href: href(&[(name, if current == value { "" } else { value }), ("page", "")]),
+        href: href(&[
+            (name, if current == value { "" } else { value }),
+            ("page", ""),
+        ]),
         active: current == value,
     };
     let law_facets = results
@@ -340,20 +343,20 @@ pub async fn page(
             selected: *k == params.kind,
         })
         .collect();
-    let access_choices = [("", "공개 + 내부"), ("public", "공개"), ("internal", "내부")]
-        .iter()
-        .map(|(v, l)| Choice {
-            value: v.to_string(),
-            label: l.to_string(),
-            selected: *v == params.access,
-        })
-        .collect();
+    let access_choices = [
+        ("", "공개 + 내부"),
+        ("public", "공개"),
+        ("internal", "내부"),
+    ]
+    .iter()
+    .map(|(v, l)| Choice {
+        value: v.to_string(),
+        label: l.to_string(),
+        selected: *v == params.access,
+    })
+    .collect();
     let first_rank = (page - 1) * PER_PAGE + 1;
-    let hits = results
-        .hits
-        .iter()
-        .map(|h| hit_view(h, public))
-        .collect();
+    let hits = results.hits.iter().map(|h| hit_view(h, public)).collect();
     let prev = if page > 1 {
         href(&[("page", &(page - 1).to_string())])
     } else {
@@ -408,7 +411,16 @@ pub async fn csv(
     let public = caller.role == Role::Public;
     let mut out = String::from("\u{feff}");
     let header = [
-        "순위", "제목", "법령", "위치", "문서", "종류", "공개 범위", "날짜", "점수", "본문",
+        "순위",
+        "제목",
+        "법령",
+        "위치",
+        "문서",
+        "종류",
+        "공개 범위",
+        "날짜",
+        "점수",
+        "본문",
     ];
     push_row(&mut out, header.iter().map(|s| s.to_string()));
     for (i, h) in results.hits.iter().enumerate() {
@@ -500,7 +512,10 @@ mod tests {
             access: "internal".into(),
             ..Default::default()
         };
-        assert_eq!(p.filter(&Caller::public()).unwrap().access, [Access::Public]);
+        assert_eq!(
+            p.filter(&Caller::public()).unwrap().access,
+            [Access::Public]
+        );
         let official = Caller {
             name: Some("kim".into()),
             role: Role::Official,
