@@ -239,6 +239,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
                     );
                     bar.inc(1);
                 }
+                IngestEvent::Finished(..) => {}
             })?;
             bar.finish_and_clear();
             if json {

@@ -41,6 +41,44 @@ pub struct Config {
     pub answer: AnswerConfig,
     pub auth: AuthConfig,
     pub eval: EvalConfig,
+    pub web: WebConfig,
+}
+
+/// The web pages: see `src/web/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Folder of eval runs (`anjeon eval --out DIR` folders); empty: `<data_dir>/eval`.
+    pub eval_dir: String,
+    /// Gate the eval page checks runs against; empty: `<eval_dir>/gate.toml` when it
+    /// exists, else the built-in `eval/gate.toml`.
+    pub eval_gate: String,
+    /// Largest upload (all files of one request), in bytes.
+    pub max_upload_bytes: u64,
+    /// Most files one upload may hold.
+    pub max_upload_files: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            eval_dir: String::new(),
+            eval_gate: String::new(),
+            max_upload_bytes: 64 * 1024 * 1024,
+            max_upload_files: 50,
+        }
+    }
+}
+
+impl WebConfig {
+    /// Where eval runs are looked for.
+    pub fn eval_path(&self, data_dir: &Path) -> PathBuf {
+        if self.eval_dir.is_empty() {
+            data_dir.join("eval")
+        } else {
+            PathBuf::from(&self.eval_dir)
+        }
+    }
 }
 
 /// Who may sign in: see `src/auth.rs`.
@@ -213,6 +251,7 @@ impl Default for Config {
             answer: AnswerConfig::default(),
             auth: AuthConfig::default(),
             eval: EvalConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }

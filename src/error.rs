@@ -40,6 +40,12 @@ pub enum Error {
     Forbidden(String),
     #[error("too large: {0}")]
     TooLarge(String),
+    /// An upload of a type no parser reads.
+    #[error("unsupported type: {0}")]
+    UnsupportedType(String),
+    /// A well-formed request whose content cannot be used (an empty file, a bad name).
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
     /// A remote service (a Qdrant server, a remote LLM) failed or could not be reached.
     #[error("upstream error: {0}")]
     Upstream(String),
@@ -54,6 +60,8 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::TooLarge(_) => 413,
+            Error::UnsupportedType(_) => 415,
+            Error::Unprocessable(_) => 422,
             Error::Busy(_) => 429,
             Error::Upstream(_) => 502,
             Error::Io { .. }
@@ -74,6 +82,8 @@ impl Error {
             Error::Forbidden(_) => "permission_error",
             Error::NotFound(_) => "not_found_error",
             Error::TooLarge(_) => "request_too_large",
+            Error::UnsupportedType(_) => "unsupported_media_type",
+            Error::Unprocessable(_) => "unprocessable_entity",
             Error::Busy(_) => "rate_limit_error",
             Error::Upstream(_) => "upstream_error",
             Error::Io { .. } => "io_error",

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod server;
 pub mod setup;
 pub mod vector;
+pub mod web;
 
 pub use error::{Error, Result};
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{anjeon, ingest, post_json, request, shared, start_server_with};
+use common::{ingest, new_token, post_json, request, shared, start_server_with};
 use serde_json::Value;
 
 #[test]
@@ -145,37 +145,4 @@ fn the_server_answers_with_citations_by_sse_and_json() {
     assert_eq!(anonymous["role"], "public");
     let wrong = serde_json::json!({ "token": "guess" }).to_string();
     assert_eq!(request(&url, "POST", "/api/login", &[], &wrong).status, 401);
-}
-
-/// `anjeon token new`: the plain token and the configuration line holding its hash.
-fn new_token(data: &std::path::Path, role: &str, name: &str) -> (String, String) {
-    let out = anjeon(data)
-        .args(["token", "new", "--role", role, "--name", name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let token = text
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("tokens = [\""))
-        .and_then(|l| l.strip_suffix("\"]"))
-        .unwrap()
-        .to_string();
-    assert!(
-        !line.contains(&token),
-        "the config line must not hold the token"
-    );
-    (token, line)
 }

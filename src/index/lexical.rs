@@ -6,10 +6,12 @@ use crate::config::LexicalFields;
 use crate::error::{Error, Result};
 use crate::filter::SearchFilter;
 use crate::index::highlight::Highlighter;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
-use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use std::sync::{Arc, Mutex};
+use tantivy::collector::{Collector, Count, DocSetCollector, SegmentCollector, TopDocs};
+use tantivy::index::SegmentId;
 use tantivy::query::{
     BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery,
 };
@@ -17,7 +19,10 @@ use tantivy::schema::{
     Field, IndexRecordOption, OwnedValue, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED,
     STORED, STRING,
 };
-use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    doc, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
+    TantivyDocument, Term, TERMINATED,
+};
 
 /// One passage as the lexical index stores it.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +103,140 @@ pub struct LexicalIndex {
     reader: IndexReader,
     writer: std::sync::Mutex<IndexWriter<TantivyDocument>>,
     fields: Fields,
+    /// Law and kind of every document of a segment, read once from the postings of those
+    /// fields (segments never change, so this is valid as long as the segment lives).
+    facet_columns: Mutex<HashMap<SegmentId, Arc<FacetColumns>>>,
+}
+
+/// Passages matching a query and how they spread over laws and document kinds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FacetCounts {
+    pub total: usize,
+    /// Law name → passages, for passages that belong to a law.
+    pub laws: BTreeMap<String, usize>,
+    /// Document kind → passages.
+    pub kinds: BTreeMap<String, usize>,
+}
+
+/// One segment's `law` and `kind` values by document, as ordinals into `names`.
+struct FacetColumns {
+    law_names: Vec<String>,
+    /// `u32::MAX`: no law.
+    law: Vec<u32>,
+    kind_names: Vec<String>,
+    kind: Vec<u32>,
+}
+
+impl FacetColumns {
+    /// Un-inverts the postings of the two fields: every document appears under at most
+    /// one term of each.
+    fn read(segment: &SegmentReader, fields: &Fields) -> tantivy::Result<FacetColumns> {
+        let max_doc = segment.max_doc() as usize;
+        let column = |field: Field| -> tantivy::Result<(Vec<String>, Vec<u32>)> {
+            let inverted = segment.inverted_index(field)?;
+            let mut names = Vec::new();
+            let mut of_doc = vec![u32::MAX; max_doc];
+            let mut terms = inverted.terms().stream()?;
+            while terms.advance() {
+                let ord = names.len() as u32;
+                names.push(String::from_utf8_lossy(terms.key()).into_owned());
+                let mut postings = inverted
+                    .read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)?;
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    if let Some(slot) = of_doc.get_mut(doc as usize) {
+                        *slot = ord;
+                    }
+                    doc = postings.advance();
+                }
+            }
+            Ok((names, of_doc))
+        };
+        let (law_names, law) = column(fields.law)?;
+        let (kind_names, kind) = column(fields.kind)?;
+        Ok(FacetColumns {
+            law_names,
+            law,
+            kind_names,
+            kind,
+        })
+    }
+}
+
+/// Counts matching documents per law and kind ordinal of each segment.
+struct FacetCollector {
+    columns: Vec<Arc<FacetColumns>>,
+}
+
+struct SegmentFacets {
+    columns: Arc<FacetColumns>,
+    total: usize,
+    law: Vec<usize>,
+    kind: Vec<usize>,
+}
+
+impl Collector for FacetCollector {
+    type Fruit = FacetCounts;
+    type Child = SegmentFacets;
+
+    fn for_segment(&self, ord: u32, _: &SegmentReader) -> tantivy::Result<SegmentFacets> {
+        let columns = self.columns[ord as usize].clone();
+        Ok(SegmentFacets {
+            law: vec![0; columns.law_names.len()],
+            kind: vec![0; columns.kind_names.len()],
+            columns,
+            total: 0,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<FacetCounts>) -> tantivy::Result<FacetCounts> {
+        let mut all = FacetCounts::default();
+        for f in fruits {
+            all.total += f.total;
+            for (k, n) in f.laws {
+                *all.laws.entry(k).or_default() += n;
+            }
+            for (k, n) in f.kinds {
+                *all.kinds.entry(k).or_default() += n;
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for SegmentFacets {
+    type Fruit = FacetCounts;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        self.total += 1;
+        let c = &self.columns;
+        if let Some(&ord) = c.law.get(doc as usize).filter(|&&o| o != u32::MAX) {
+            self.law[ord as usize] += 1;
+        }
+        if let Some(&ord) = c.kind.get(doc as usize).filter(|&&o| o != u32::MAX) {
+            self.kind[ord as usize] += 1;
+        }
+    }
+
+    fn harvest(self) -> FacetCounts {
+        let named = |names: &[String], counts: Vec<usize>| {
+            names
+                .iter()
+                .zip(counts)
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| (k.clone(), n))
+                .collect()
+        };
+        FacetCounts {
+            total: self.total,
+            laws: named(&self.columns.law_names, self.law),
+            kinds: named(&self.columns.kind_names, self.kind),
+        }
+    }
 }
 
 fn tv(e: tantivy::TantivyError) -> Error {
@@ -127,6 +266,7 @@ impl LexicalIndex {
             reader,
             writer: std::sync::Mutex::new(writer),
             fields,
+            facet_columns: Mutex::new(HashMap::new()),
         })
     }
 
@@ -287,6 +427,76 @@ impl LexicalIndex {
                 Some(LexicalHit { id, score })
             })
             .collect())
+    }
+
+    /// How many passages the filter allows that match `question` (any of its terms), and
+    /// how they spread over laws and kinds: one query, counted by a collector that reads
+    /// each document's law and kind from per-segment columns, so nothing outside the
+    /// filter is ever counted.
+    pub fn facet_counts(
+        &self,
+        question: &str,
+        lexical: LexicalFields,
+        filter: &SearchFilter,
+    ) -> Result<FacetCounts> {
+        // An empty question counts everything the filter allows.
+        let query: Box<dyn Query> = if question.trim().is_empty() {
+            self.filter_query(filter)
+        } else {
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Must, self.text_query(question, lexical)?),
+                (Occur::Must, self.filter_query(filter)),
+            ]))
+        };
+        let searcher = self.reader.searcher();
+        let columns = {
+            let mut cache = self.facet_columns.lock().unwrap_or_else(|p| p.into_inner());
+            let mut columns = Vec::with_capacity(searcher.segment_readers().len());
+            for segment in searcher.segment_readers() {
+                let id = segment.segment_id();
+                let c = match cache.get(&id) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = Arc::new(FacetColumns::read(segment, &self.fields).map_err(tv)?);
+                        cache.insert(id, c.clone());
+                        c
+                    }
+                };
+                columns.push(c);
+            }
+            // Forget segments merged away since.
+            let live: std::collections::HashSet<SegmentId> = searcher
+                .segment_readers()
+                .iter()
+                .map(|s| s.segment_id())
+                .collect();
+            cache.retain(|id, _| live.contains(id));
+            columns
+        };
+        searcher
+            .search(query.as_ref(), &FacetCollector { columns })
+            .map_err(tv)
+    }
+
+    /// Every stored passage of a source document that the filter allows, in no order.
+    pub fn passages_of_doc(&self, doc: &str, filter: &SearchFilter) -> Result<Vec<StoredPassage>> {
+        let searcher = self.reader.searcher();
+        let query = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.fields.doc, doc),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>,
+            ),
+            (Occur::Must, self.filter_query(filter)),
+        ]);
+        let mut out = Vec::new();
+        for addr in searcher.search(&query, &DocSetCollector).map_err(tv)? {
+            let d: TantivyDocument = searcher.doc(addr).map_err(tv)?;
+            out.push(self.passage_of(&d));
+        }
+        Ok(out)
     }
 
     /// The terms the morpheme (or, with `bigram`, the bigram) field makes of `text`, in order,

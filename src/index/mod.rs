@@ -12,7 +12,9 @@ use crate::filter::{Access, PointPayload, SearchFilter};
 use crate::manifest::{Entry, EntryState, Manifest};
 use crate::vector::{VectorConfig, VectorPoint, VectorStore};
 use anjeon_ingest::{chunk_document, ChunkOptions, Document};
-use lexical::{LexicalIndex, StoredPassage};
+pub use lexical::FacetCounts;
+use lexical::LexicalIndex;
+pub use lexical::StoredPassage;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -41,7 +43,27 @@ pub struct IngestReport {
 /// Progress of an ingest run, for a progress bar.
 pub enum IngestEvent<'a> {
     Found(usize),
+    /// A file is about to be read, parsed and embedded.
     File(&'a Path),
+    /// A file was prepared (its passages are written with the batch it joined, durable once
+    /// the run returns), found unchanged, or skipped.
+    Finished(&'a Path, FileOutcome<'a>),
+}
+
+/// What became of one file of an ingest run.
+pub enum FileOutcome<'a> {
+    /// Parsed into this many passages (0 for a duplicate of an indexed file).
+    Indexed(usize),
+    Unchanged,
+    Skipped(&'a str),
+}
+
+/// One indexed document with its passages in document order, as a caller may read them.
+#[derive(Debug, Clone)]
+pub struct DocumentView {
+    pub key: String,
+    pub entry: Entry,
+    pub passages: Vec<StoredPassage>,
 }
 
 /// One search result.
@@ -198,12 +220,48 @@ impl Index {
     ) -> Result<IngestReport> {
         let mut report = IngestReport::default();
         let files = collect_sources(roots, &mut report.skipped);
+        self.ingest_sources(&files, access, copies, false, report, progress)
+    }
+
+    /// Ingests files under the keys given (an upload's name, a document's own key when it
+    /// is read again); with `force`, files whose bytes are already indexed are parsed and
+    /// written again (a re-ingest after a parser change).
+    pub fn ingest_files(
+        &self,
+        files: &[(String, PathBuf)],
+        access: Access,
+        force: bool,
+        progress: &dyn Fn(IngestEvent),
+    ) -> Result<IngestReport> {
+        let files: Vec<SourceFile> = files
+            .iter()
+            .map(|(key, path)| SourceFile {
+                key: key.clone(),
+                path: path.clone(),
+            })
+            .collect();
+        self.ingest_sources(&files, access, 1, force, IngestReport::default(), progress)
+    }
+
+    fn ingest_sources(
+        &self,
+        files: &[SourceFile],
+        access: Access,
+        copies: usize,
+        force: bool,
+        mut report: IngestReport,
+        progress: &dyn Fn(IngestEvent),
+    ) -> Result<IngestReport> {
         progress(IngestEvent::Found(files.len()));
         let mut batch: Vec<PreparedFile> = Vec::new();
-        for file in &files {
+        for file in files {
             progress(IngestEvent::File(&file.path));
-            match self.prepare(file, access) {
+            match self.prepare(file, access, force) {
                 Ok(Some(prepared)) => {
+                    progress(IngestEvent::Finished(
+                        &file.path,
+                        FileOutcome::Indexed(prepared.passages.len()),
+                    ));
                     report.files += 1;
                     report.chunks += prepared.passages.len() * copies.max(1);
                     for n in 1..copies {
@@ -211,11 +269,21 @@ impl Index {
                     }
                     batch.push(prepared);
                 }
-                Ok(None) => report.unchanged += 1,
-                Err(e) => report.skipped.push(Skipped {
-                    path: file.path.display().to_string(),
-                    error: e.to_string(),
-                }),
+                Ok(None) => {
+                    progress(IngestEvent::Finished(&file.path, FileOutcome::Unchanged));
+                    report.unchanged += 1
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    progress(IngestEvent::Finished(
+                        &file.path,
+                        FileOutcome::Skipped(&error),
+                    ));
+                    report.skipped.push(Skipped {
+                        path: file.path.display().to_string(),
+                        error,
+                    })
+                }
             }
             let batch_chunks: usize = batch.iter().map(|p| p.passages.len()).sum();
             if batch.len() >= self.config.index.batch_files.max(1) || batch_chunks >= 4096 {
@@ -248,7 +316,12 @@ impl Index {
     }
 
     /// Reads, parses, chunks and embeds one file; `None` when it is already indexed.
-    fn prepare(&self, file: &SourceFile, access: Access) -> Result<Option<PreparedFile>> {
+    fn prepare(
+        &self,
+        file: &SourceFile,
+        access: Access,
+        force: bool,
+    ) -> Result<Option<PreparedFile>> {
         let meta = std::fs::metadata(&file.path).map_err(|e| Error::io(&file.path, e))?;
         let limit = self.config.index.max_file_bytes;
         if meta.len() > limit {
@@ -262,7 +335,11 @@ impl Index {
         let duplicate_of = {
             let manifest = self.manifest();
             if let Some(e) = manifest.entries.get(&file.key) {
-                if e.hash == hash && e.access == access && e.state == EntryState::Committed {
+                if !force
+                    && e.hash == hash
+                    && e.access == access
+                    && e.state == EntryState::Committed
+                {
                     return Ok(None);
                 }
             }
@@ -576,6 +653,94 @@ impl Index {
             ));
         }
         Ok(problems)
+    }
+
+    /// Removes a document from both stores and the manifest, crash-safely: its entry is
+    /// first saved as pending, which is what recovery deletes if the process dies midway.
+    /// Documents recorded as duplicates of it are removed with it (they own no passages).
+    /// Returns the keys removed (empty when `key` is not indexed).
+    pub fn delete(&self, key: &str) -> Result<Vec<String>> {
+        let mut manifest = self.manifest();
+        if !manifest.entries.contains_key(key) {
+            return Ok(Vec::new());
+        }
+        let mut keys = vec![key.to_string()];
+        keys.extend(
+            manifest
+                .entries
+                .iter()
+                .filter(|(_, e)| e.duplicate_of.as_deref() == Some(key))
+                .map(|(k, _)| k.clone()),
+        );
+        for k in &keys {
+            if let Some(e) = manifest.entries.get_mut(k) {
+                e.state = EntryState::Pending;
+            }
+        }
+        manifest.save()?;
+        for k in &keys {
+            self.lexical.delete_doc(k);
+            self.vectors.delete_doc(k)?;
+        }
+        self.lexical.commit()?;
+        self.vectors.flush()?;
+        for k in &keys {
+            manifest.entries.remove(k);
+        }
+        manifest.save()?;
+        Ok(keys)
+    }
+
+    /// One manifest entry.
+    pub fn entry(&self, key: &str) -> Option<Entry> {
+        self.manifest().entries.get(key).cloned()
+    }
+
+    /// How many passages the filter allows that match `query` by BM25, and their counts
+    /// per law and per document kind (one query; see [`lexical::LexicalIndex::facet_counts`]).
+    pub fn facets(
+        &self,
+        query: &str,
+        lexical: LexicalFields,
+        filter: &SearchFilter,
+    ) -> Result<FacetCounts> {
+        self.lexical.facet_counts(query, lexical, filter)
+    }
+
+    /// A committed document with the passages `access` may read, in document order; `None`
+    /// when there is no such document or the caller may read none of it (so a caller
+    /// cannot tell a document it may not read from one that does not exist).
+    pub fn document(&self, key: &str, access: &[Access]) -> Result<Option<DocumentView>> {
+        let Some(entry) = self.entry(key) else {
+            return Ok(None);
+        };
+        if entry.state != EntryState::Committed || !access.contains(&entry.access) {
+            return Ok(None);
+        }
+        // A duplicate's passages are stored once, under the document it duplicates.
+        let (owner, order) = match &entry.duplicate_of {
+            Some(original) => match self.entry(original) {
+                Some(o) => (original.clone(), o.passages),
+                None => return Ok(None),
+            },
+            None => (key.to_string(), entry.passages.clone()),
+        };
+        let filter = SearchFilter {
+            access: access.to_vec(),
+            ..Default::default()
+        };
+        let mut passages = self.lexical.passages_of_doc(&owner, &filter)?;
+        if passages.is_empty() {
+            return Ok(None);
+        }
+        let position: HashMap<u64, usize> =
+            order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        passages.sort_by_key(|p| (position.get(&p.id).copied().unwrap_or(usize::MAX), p.start));
+        Ok(Some(DocumentView {
+            key: key.to_string(),
+            entry,
+            passages,
+        }))
     }
 
     /// Manifest entries, for listings and tests.

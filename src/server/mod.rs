@@ -5,6 +5,8 @@ mod ask;
 pub mod auth;
 mod openai;
 
+pub(crate) use openai::parse as parse_json;
+
 use crate::answer::{Answerer, Prompts};
 use crate::auth::{AuditLog, Tokens};
 use crate::config::{AnswerConfig, Config};
@@ -34,6 +36,8 @@ pub struct AppState {
     pub embedding_model: String,
     pub tokens: Tokens,
     pub audit: AuditLog,
+    /// The web pages' own state (feedback, upload jobs).
+    pub web: crate::web::WebState,
 }
 
 impl AppState {
@@ -52,6 +56,7 @@ impl AppState {
             embedding_model: "multilingual-e5-small".into(),
             tokens: Tokens::parse(&config.auth.tokens)?,
             audit: AuditLog::open(&config.auth.audit_path(&config.data_dir))?,
+            web: crate::web::WebState::open(config)?,
         })
     }
 
@@ -73,6 +78,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/logout", post(auth::logout))
         .route("/api/me", get(auth::me))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::web::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -49,7 +49,7 @@ fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 /// Parses a JSON body, answering malformed or oversized ones in OpenAI's error shape.
-pub(super) fn parse<T: for<'de> Deserialize<'de>>(
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
     let body = body.map_err(|e| {

@@ -44,6 +44,39 @@ pub fn ingest(data: &Path, path: &Path, access: &str) {
     );
 }
 
+/// `anjeon token new`: the plain token and the configuration line holding its hash.
+pub fn new_token(data: &Path, role: &str, name: &str) -> (String, String) {
+    let out = anjeon(data)
+        .args(["token", "new", "--role", role, "--name", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tokens = [\""))
+        .and_then(|l| l.strip_suffix("\"]"))
+        .unwrap()
+        .to_string();
+    assert!(
+        !line.contains(&token),
+        "the config line must not hold the token"
+    );
+    (token, line)
+}
+
 /// A server process that is killed when the test ends, however it ends.
 pub struct Server(std::process::Child);
 
