@@ -25,6 +25,15 @@ pub struct Cli {
     /// Configuration file (default: ./anjeon.toml when present).
     #[arg(long, global = true, env = "ANJEON_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as text or as JSON objects (one per line, personal data redacted).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "ANJEON_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: crate::logs::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -191,7 +200,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
 }
 
 fn execute(cli: Cli) -> Result<ExitCode> {
-    init_logging();
+    crate::logs::init(cli.log_format);
     let config = load_config(&cli)?;
     match cli.command {
         Command::Setup => {
@@ -688,18 +697,6 @@ fn report_latency(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ANJEON_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "warn,lindera_dictionary=error,qdrant_edge=error,lopdf=error",
-        )
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Prepares the default assets (instant once cached), with a spinner on a terminal.

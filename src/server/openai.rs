@@ -19,7 +19,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// Tokens generated when a request does not say.
 const DEFAULT_MAX_TOKENS: usize = 512;
@@ -54,10 +53,9 @@ pub(super) fn parse<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::from(Error::TooLarge(format!(
-                "the request body exceeds {} bytes",
-                super::MAX_BODY_BYTES
-            )))
+            ApiError::from(Error::TooLarge(
+                "요청 본문이 너무 큽니다. 내용을 줄여 다시 보내 주세요. (the request body exceeds the server's limit, server.max_body_bytes)".into(),
+            ))
         } else {
             ApiError::from(Error::InvalidInput(format!(
                 "cannot read the request body: {e}"
@@ -285,6 +283,22 @@ pub async fn chat_completions(
     if req.messages.is_empty() {
         return Err(invalid("messages", "messages must not be empty"));
     }
+    let mut conversation_chars = 0;
+    for m in &req.messages {
+        let chars = match &m.content {
+            None => 0,
+            Some(Content::Text(t)) => t.chars().count(),
+            Some(Content::Parts(parts)) => parts
+                .iter()
+                .filter_map(|p| p.text.as_deref())
+                .map(|t| t.chars().count())
+                .sum(),
+        };
+        conversation_chars += chars;
+    }
+    state
+        .limits
+        .check_conversation(req.messages.len(), conversation_chars)?;
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in req.messages {
         if !matches!(
@@ -344,6 +358,8 @@ pub async fn completions(
         PromptField::Many(mut v) if v.len() == 1 => v.remove(0),
         PromptField::Many(_) => return Err(invalid("prompt", "send one prompt per request")),
     };
+    // a completion prompt is a whole conversation's worth of text at most
+    state.limits.check_conversation(1, prompt.chars().count())?;
     let params = req
         .sampling
         .params(state.engine.context_tokens(), req.echo)?;
@@ -377,8 +393,13 @@ async fn echo(
 ) -> Result<Response, ApiError> {
     let engine = state.engine.clone();
     let text = prompt.clone();
-    let scored = tokio::task::spawn_blocking(move || engine.echo_logprobs(&text))
-        .await
+    let scored = state
+        .limits
+        .stages()
+        .whole(tokio::task::spawn_blocking(move || {
+            engine.echo_logprobs(&text)
+        }))
+        .await?
         .map_err(|e| Error::Model(format!("scoring task failed: {e}")))??;
     let logprobs_obj = logprobs.map(|_| {
         json!({
@@ -418,11 +439,19 @@ async fn run(
 ) -> Result<Response, ApiError> {
     let (tx, mut rx) = mpsc::channel::<Item>(64);
     let engine = state.engine.clone();
+    let stages = state.limits.stages();
+    let route = match dialect {
+        Dialect::Chat => "/v1/chat/completions",
+        Dialect::Text => "/v1/completions",
+    };
     tokio::task::spawn_blocking(move || {
         let result = engine.generate(&prompt, &params, &mut |text| {
             // a closed receiver means the client went away: cancel
             tx.blocking_send(Item::Text(text.to_string())).is_ok()
         });
+        if let Ok(g) = &result {
+            super::metrics::metrics().record_generation(route, g);
+        }
         let _ = tx.blocking_send(Item::Done(result));
     });
     let id = request_id(match dialect {
@@ -433,7 +462,7 @@ async fn run(
     let created = now();
     if !stream {
         let mut text = String::new();
-        while let Some(item) = rx.recv().await {
+        while let Some(item) = stages.next(&mut rx).await? {
             match item {
                 Item::Text(t) => text.push_str(&t),
                 Item::Done(result) => {
@@ -464,9 +493,9 @@ async fn run(
         return Err(Error::Model("generation ended without a result".into()).into());
     }
     // Errors known before the first token (busy, prompt too long) get a proper status.
-    let first = rx
-        .recv()
-        .await
+    let first = stages
+        .first(&mut rx)
+        .await?
         .ok_or_else(|| Error::Model("generation ended without a result".into()))?;
     let first = match first {
         Item::Done(Err(e)) => return Err(e.into()),
@@ -509,8 +538,9 @@ async fn run(
     };
     let events = stream::iter(opening)
         .chain(
-            stream::iter([first])
-                .chain(ReceiverStream::new(rx))
+            stream::iter([Ok(first)])
+                .chain(stages.stream(rx))
+                .map(|item| item.unwrap_or_else(|e| Item::Done(Err(e))))
                 .flat_map(move |item| stream::iter(to_chunks(item))),
         )
         .map(|v| Ok::<_, Infallible>(Event::default().data(v.to_string())))
@@ -568,7 +598,7 @@ pub async fn embeddings(
     let embedder = state.embedder.clone();
     // e5 embeds with a role prefix: inputs written as "query: …" are embedded as queries, all
     // others as passages
-    let (vectors, tokens) = tokio::task::spawn_blocking(move || -> crate::Result<_> {
+    let work = tokio::task::spawn_blocking(move || -> crate::Result<_> {
         let mut vectors = Vec::with_capacity(inputs.len());
         let mut tokens = 0;
         for text in &inputs {
@@ -580,9 +610,13 @@ pub async fn embeddings(
             vectors.extend(v);
         }
         Ok((vectors, tokens))
-    })
-    .await
-    .map_err(|e| Error::Model(format!("embedding task failed: {e}")))??;
+    });
+    let (vectors, tokens) = state
+        .limits
+        .stages()
+        .whole(work)
+        .await?
+        .map_err(|e| Error::Model(format!("embedding task failed: {e}")))??;
     let data: Vec<Value> = vectors
         .into_iter()
         .enumerate()
