@@ -90,6 +90,9 @@ pub struct LlmConfig {
     pub model: String,
     /// Threads of the engine (0: one per core).
     pub threads: usize,
+    /// sha256 of `model`, checked before it is loaded (empty: not checked; the default model
+    /// is always checked against its pinned hash).
+    pub sha256: String,
 }
 
 /// How answers are made: see `src/answer/`.
@@ -224,10 +227,13 @@ impl LlmConfig {
     /// The configured model file, fetching the default one when none is configured.
     pub fn model_path(&self, cache_dir: &Path) -> Result<PathBuf> {
         if self.model.is_empty() {
-            crate::llm::ensure_default_model(cache_dir)
-        } else {
-            Ok(PathBuf::from(&self.model))
+            return crate::llm::ensure_default_model(cache_dir);
         }
+        let path = PathBuf::from(&self.model);
+        if !self.sha256.is_empty() {
+            crate::llm::assets::verify_model(&path, &self.sha256)?;
+        }
+        Ok(path)
     }
 }
 
