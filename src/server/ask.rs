@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 #[derive(Debug, Deserialize)]
-struct AskBody {
+pub(super) struct AskBody {
     question: String,
     #[serde(default)]
     history: Vec<Turn>,

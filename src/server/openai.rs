@@ -66,6 +66,37 @@ pub(super) fn parse<T: for<'de> Deserialize<'de>>(
         .map_err(|e| ApiError::from(Error::InvalidInput(format!("malformed JSON: {e}"))))
 }
 
+/// Parses `body` as the JSON request of `route` and validates what needs no model (sampling
+/// parameters against a 2048-token context): the fuzz target `api_json` drives this, and any
+/// bytes must give `Ok` or an error, never a panic.
+pub fn check_request(route: &str, body: &[u8]) -> crate::Result<()> {
+    let bytes = Bytes::copy_from_slice(body);
+    let unwrap = |r: Result<(), ApiError>| r.map_err(|e| e.error);
+    match route {
+        "/api/ask" => unwrap(parse::<super::ask::AskBody>(Ok(bytes)).map(|_| ())),
+        "/v1/chat/completions" => unwrap(
+            parse::<ChatRequest>(Ok(bytes))
+                .and_then(|r| r.sampling.params(2048, false).map(|_| ())),
+        ),
+        "/v1/completions" => unwrap(
+            parse::<CompletionRequest>(Ok(bytes))
+                .and_then(|r| r.sampling.params(2048, r.echo).map(|_| ())),
+        ),
+        "/v1/embeddings" => unwrap(parse::<EmbeddingRequest>(Ok(bytes)).map(|_| ())),
+        "/tokenize" => unwrap(parse::<TokenizeRequest>(Ok(bytes)).map(|_| ())),
+        other => Err(Error::NotFound(format!("no JSON route {other}"))),
+    }
+}
+
+/// The routes [`check_request`] knows.
+pub const JSON_ROUTES: &[&str] = &[
+    "/api/ask",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/tokenize",
+];
+
 pub async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
     let created = now();
     Json(json!({
@@ -675,4 +706,79 @@ pub async fn tokenize(
         "max_model_len": state.engine.context_tokens(),
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_checks_answer_any_bytes_without_panicking() {
+        let valid = [
+            (
+                "/api/ask",
+                r#"{"question":"건강진단은?","history":[{"question":"a","answer":"b"}],"stream":false}"#,
+            ),
+            (
+                "/v1/chat/completions",
+                r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":5,"stop":["a","b"],"temperature":0.5,"top_p":0.9}"#,
+            ),
+            (
+                "/v1/completions",
+                r#"{"model":"m","prompt":["x"],"echo":true,"logprobs":1,"max_tokens":0}"#,
+            ),
+            (
+                "/v1/embeddings",
+                r#"{"model":"m","input":["query: a","b"],"encoding_format":"base64"}"#,
+            ),
+            (
+                "/tokenize",
+                r#"{"content":"가나다","add_special_tokens":true}"#,
+            ),
+        ];
+        for (route, body) in valid {
+            check_request(route, body.as_bytes()).unwrap_or_else(|e| panic!("{route}: {e}"));
+        }
+        assert!(check_request(
+            "/v1/completions",
+            br#"{"model":"m","prompt":"x","max_tokens":4096}"#
+        )
+        .is_err());
+        assert!(check_request(
+            "/v1/chat/completions",
+            br#"{"model":"m","messages":[],"temperature":-1}"#
+        )
+        .is_err());
+        // deterministic byte mutations of the valid bodies: errors or Ok, never a panic
+        let mut state = 0x5eed_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut refused = 0;
+        for round in 0..4000 {
+            let (route, body) = valid[round % valid.len()];
+            let mut bytes = body.as_bytes().to_vec();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => {
+                        let pool = b"{}[]\":,0-9en\\\x00\xff";
+                        bytes[at] = pool[(next() as usize) % pool.len()];
+                    }
+                    1 => bytes.truncate(at.max(1)),
+                    _ => {
+                        let pool = b"\"[{-1e999";
+                        bytes.insert(at, pool[(next() as usize) % pool.len()]);
+                    }
+                }
+            }
+            if check_request(route, &bytes).is_err() {
+                refused += 1;
+            }
+        }
+        assert!(refused > 1000, "{refused}");
+    }
 }
