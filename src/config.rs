@@ -186,7 +186,7 @@ pub struct ServerConfig {
     pub rate_burst: f64,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
-    /// Requests served at once; others wait in a queue.
+    /// Requests served at once; others wait in a queue (0: one per core).
     pub max_concurrent: usize,
     /// Requests that may wait for a slot; beyond it the server answers 503.
     pub max_queued: usize,
@@ -212,7 +212,7 @@ impl Default for ServerConfig {
             rate_per_second: 5.0,
             rate_burst: 30.0,
             trust_forwarded_for: false,
-            max_concurrent: 32,
+            max_concurrent: 0,
             max_queued: 256,
             queue_timeout_secs: 30.0,
             retrieval_timeout_secs: 30.0,

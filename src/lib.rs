@@ -16,6 +16,7 @@ pub mod filter;
 pub mod index;
 mod kernels;
 pub mod llm;
+pub mod loadtest;
 pub mod logs;
 pub mod manifest;
 pub mod server;

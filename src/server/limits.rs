@@ -52,10 +52,16 @@ impl Drop for Waiting {
 
 impl Limits {
     pub fn new(config: &ServerConfig) -> Self {
+        let mut config = config.clone();
+        if config.max_concurrent == 0 {
+            // each answer already spreads its model work over every core: more at once only
+            // adds memory and latency (measured in BENCHMARKS.md)
+            config.max_concurrent = std::thread::available_parallelism().map_or(2, |n| n.get());
+        }
         Limits {
-            config: config.clone(),
-            buckets: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+            config,
+            buckets: Mutex::new(HashMap::new()),
             waiting: Arc::new(AtomicUsize::new(0)),
             draining: AtomicBool::new(false),
         }

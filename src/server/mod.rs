@@ -8,6 +8,8 @@ mod openai;
 mod ops;
 mod search;
 
+pub use openai::{check_request, JSON_ROUTES};
+
 use crate::answer::{Answerer, Prompts};
 use crate::config::{AnswerConfig, Config, SearchConfig};
 use crate::embed::Embedder;
