@@ -25,6 +25,15 @@ pub struct Cli {
     /// Configuration file (default: ./anjeon.toml when present).
     #[arg(long, global = true, env = "ANJEON_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as text or as JSON objects (one per line, personal data redacted).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "ANJEON_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: crate::logs::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -160,6 +169,32 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Loopback load test: a server over a temporary index, N concurrent /api/ask streams
+    /// plus /api/search traffic, bounded in time and requests; exits non-zero on any 5xx.
+    Load {
+        #[arg(long, default_value_t = 64)]
+        streams: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// /api/search requests per second besides the streams.
+        #[arg(long, default_value_t = 10.0)]
+        search_rps: f64,
+        /// Most requests in all.
+        #[arg(long, default_value_t = 100_000)]
+        max_requests: usize,
+        /// Files or folders to index (default: a statute and the safety letters).
+        #[arg(long)]
+        corpus: Vec<PathBuf>,
+        /// Questions in dev.jsonl format (default: a built-in set).
+        #[arg(long)]
+        qa: Option<PathBuf>,
+        /// Keep the per-client rate limit (all load comes from 127.0.0.1).
+        #[arg(long)]
+        keep_rate_limit: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Prefill and decode speed of the LLM engine: tokens/s and time to first token.
     Generate {
         /// GGUF checkpoint (default: the configured model).
@@ -210,7 +245,7 @@ fn load_config(cli: &Cli) -> Result<Config> {
 }
 
 fn execute(cli: Cli) -> Result<ExitCode> {
-    init_logging();
+    crate::logs::init(cli.log_format);
     let config = load_config(&cli)?;
     match cli.command {
         Command::Setup => {
@@ -419,6 +454,9 @@ fn load_generator(config: &Config) -> Result<Option<crate::llm::engine::Engine>>
 }
 
 fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
+    if let BenchCommand::Load { .. } = which {
+        return bench_load(which);
+    }
     if let BenchCommand::Generate {
         model,
         prompt_tokens,
@@ -526,9 +564,75 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
                 );
             }
         }
-        BenchCommand::Generate { .. } => unreachable!("handled above"),
+        BenchCommand::Generate { .. } | BenchCommand::Load { .. } => {
+            unreachable!("handled above")
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn bench_load(which: BenchCommand) -> Result<ExitCode> {
+    let BenchCommand::Load {
+        streams,
+        duration,
+        search_rps,
+        max_requests,
+        corpus,
+        qa,
+        keep_rate_limit,
+        json,
+    } = which
+    else {
+        unreachable!("called for bench load only")
+    };
+    let corpus = if corpus.is_empty() {
+        let docs = PathBuf::from("../shared/corpus/docs");
+        vec![
+            docs.join("statutes/식품위생분야종사자의건강진단규칙.md"),
+            docs.join("mfds_data/mfds_safety_letters_subset.json"),
+        ]
+    } else {
+        corpus
+    };
+    let options = crate::loadtest::LoadOptions {
+        streams,
+        duration: std::time::Duration::from_secs(duration),
+        search_rps,
+        max_requests,
+        corpus,
+        qa,
+        keep_rate_limit,
+        config: std::env::var_os("ANJEON_CONFIG").map(PathBuf::from),
+    };
+    let r = crate::loadtest::run(&options)?;
+    if json {
+        print_json(&r)?;
+    } else {
+        println!(
+            "{} streams + {} search/s for {:.1} s over {} passages: {} served ({} asks, {} searches)",
+            r.streams, r.search_rps, r.duration_s, r.passages, r.served, r.asks.count, r.searches.count
+        );
+        for (name, l) in [("ask", &r.asks), ("search", &r.searches), ("ttft", &r.ttft)] {
+            println!(
+                "  {name:<7} p50 {:>8.1} ms  p99 {:>8.1} ms  max {:>8.1} ms",
+                l.p50_ms, l.p99_ms, l.max_ms
+            );
+        }
+        println!(
+            "  429: {}  503: {}  5xx: {}  transport errors: {}  peak RSS {:.0} MiB  statuses {:?}",
+            r.rate_limited_429,
+            r.unavailable_503,
+            r.server_errors_5xx,
+            r.transport_errors,
+            r.peak_rss_mb,
+            r.status
+        );
+    }
+    Ok(if r.server_errors_5xx == 0 && r.transport_errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -879,18 +983,6 @@ fn report_latency(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ANJEON_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "warn,lindera_dictionary=error,qdrant_edge=error,lopdf=error",
-        )
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Prepares the default assets (instant once cached), with a spinner on a terminal.

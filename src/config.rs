@@ -42,6 +42,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub eval: EvalConfig,
     pub web: WebConfig,
+    pub server: ServerConfig,
 }
 
 /// The web pages: see `src/web/`.
@@ -142,6 +143,9 @@ pub struct LlmConfig {
     pub model: String,
     /// Threads of the engine (0: one per core).
     pub threads: usize,
+    /// sha256 of `model`, checked before it is loaded (empty: not checked; the default model
+    /// is always checked against its pinned hash).
+    pub sha256: String,
 }
 
 /// `anjeon eval`'s inputs that belong to a deployment rather than to one run.
@@ -224,14 +228,74 @@ impl Default for AnswerConfig {
     }
 }
 
+/// Limits of `anjeon serve`: what one request may carry, what one client may ask, how much
+/// runs at once, and how long each stage may take (see `src/server/limits.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Largest request body, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Longest question (or OpenAI prompt message), in characters (422 above).
+    pub max_question_chars: usize,
+    /// Most earlier turns in `/api/ask`'s history, or messages in a chat request (422 above).
+    pub max_turns: usize,
+    /// Most characters of a whole conversation (history or messages together; 422 above).
+    pub max_conversation_chars: usize,
+    /// Requests per second each client address may sustain on `/api/*`, `/v1/*` and
+    /// `/tokenize` (0: no per-client limit).
+    pub rate_per_second: f64,
+    /// Requests a client may send at once before the rate applies.
+    pub rate_burst: f64,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// Requests served at once; others wait in a queue (0: one per core).
+    pub max_concurrent: usize,
+    /// Requests that may wait for a slot; beyond it the server answers 503.
+    pub max_queued: usize,
+    /// Longest wait for a slot before 503, in seconds.
+    pub queue_timeout_secs: f64,
+    /// Until the first answer text or result (retrieval, reranking, first sentence).
+    pub retrieval_timeout_secs: f64,
+    /// Whole generation of one request, streamed or not.
+    pub generation_timeout_secs: f64,
+    /// A stream that sends nothing for this long is ended.
+    pub sse_idle_timeout_secs: f64,
+    /// On SIGTERM/Ctrl-C, running streams get this long to finish.
+    pub shutdown_grace_secs: f64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body_bytes: 1024 * 1024,
+            max_question_chars: 2000,
+            max_turns: 32,
+            max_conversation_chars: 32_000,
+            rate_per_second: 5.0,
+            rate_burst: 30.0,
+            trust_forwarded_for: false,
+            max_concurrent: 0,
+            max_queued: 256,
+            queue_timeout_secs: 30.0,
+            retrieval_timeout_secs: 30.0,
+            generation_timeout_secs: 300.0,
+            sse_idle_timeout_secs: 60.0,
+            shutdown_grace_secs: 30.0,
+        }
+    }
+}
+
 impl LlmConfig {
     /// The configured model file, fetching the default one when none is configured.
     pub fn model_path(&self, cache_dir: &Path) -> Result<PathBuf> {
         if self.model.is_empty() {
-            crate::llm::ensure_default_model(cache_dir)
-        } else {
-            Ok(PathBuf::from(&self.model))
+            return crate::llm::ensure_default_model(cache_dir);
         }
+        let path = PathBuf::from(&self.model);
+        if !self.sha256.is_empty() {
+            crate::llm::assets::verify_model(&path, &self.sha256)?;
+        }
+        Ok(path)
     }
 }
 
@@ -252,6 +316,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             eval: EvalConfig::default(),
             web: WebConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }

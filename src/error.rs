@@ -49,6 +49,25 @@ pub enum Error {
     /// A remote service (a Qdrant server, a remote LLM) failed or could not be reached.
     #[error("upstream error: {0}")]
     Upstream(String),
+    /// A request within the body limit that breaks another limit (question or conversation
+    /// length): the message says which, in Korean first.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// One client sent more than its share; it may retry after `retry_after_secs`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The server as a whole is at capacity (or shutting down); retry after a moment.
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// A stage (retrieval, generation, a silent stream) ran past its time limit.
+    #[error("timed out: {0}")]
+    Timeout(String),
 }
 
 impl Error {
@@ -64,6 +83,10 @@ impl Error {
             Error::Unprocessable(_) => 422,
             Error::Busy(_) => 429,
             Error::Upstream(_) => 502,
+            Error::LimitExceeded(_) => 422,
+            Error::RateLimited { .. } => 429,
+            Error::Overloaded { .. } => 503,
+            Error::Timeout(_) => 504,
             Error::Io { .. }
             | Error::Config(_)
             | Error::Setup(_)
@@ -91,6 +114,25 @@ impl Error {
             Error::Index(_) | Error::VectorStore(_) => "index_error",
             Error::Model(_) => "model_error",
             Error::Eval(_) => "eval_error",
+            Error::LimitExceeded(_) => "limit_exceeded",
+            Error::RateLimited { .. } => "rate_limit_error",
+            Error::Overloaded { .. } => "overloaded_error",
+            Error::Timeout(_) => "timeout_error",
+        }
+    }
+
+    /// Seconds a refused client should wait before retrying (the `Retry-After` header), for
+    /// the errors that mean "not now" rather than "not this".
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::Busy(_) => Some(2),
+            Error::RateLimited {
+                retry_after_secs, ..
+            }
+            | Error::Overloaded {
+                retry_after_secs, ..
+            } => Some((*retry_after_secs).max(1)),
+            _ => None,
         }
     }
 

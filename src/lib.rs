@@ -17,6 +17,8 @@ pub mod filter;
 pub mod index;
 mod kernels;
 pub mod llm;
+pub mod loadtest;
+pub mod logs;
 pub mod manifest;
 pub mod server;
 pub mod setup;

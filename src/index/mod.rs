@@ -144,6 +144,7 @@ impl Index {
     pub fn open(config: &Config) -> Result<Index> {
         let data = &config.data_dir;
         std::fs::create_dir_all(data).map_err(|e| Error::io(data, e))?;
+        check_writable(data)?;
         let dictionary = KoreanDictionary::open(&config.cache_dir)?;
         let lexical = LexicalIndex::open(&data.join("tantivy"), |idx| {
             crate::analyzer::register(idx, &dictionary)
@@ -262,6 +263,7 @@ impl Index {
                         &file.path,
                         FileOutcome::Indexed(prepared.passages.len()),
                     ));
+                    self.pause_point("prepared");
                     report.files += 1;
                     report.chunks += prepared.passages.len() * copies.max(1);
                     for n in 1..copies {
@@ -424,6 +426,12 @@ impl Index {
         if batch.is_empty() {
             return Ok(());
         }
+        let vector_bytes: usize = batch
+            .iter()
+            .flat_map(|f| &f.vectors)
+            .map(|v| v.len() * 4)
+            .sum();
+        self.ensure_free_space(vector_bytes as u64 * 8)?;
         let mut manifest = self.manifest();
         for f in &batch {
             manifest.entries.insert(f.key.clone(), f.entry.clone());
@@ -436,6 +444,7 @@ impl Index {
                 self.lexical.add(p)?;
             }
         }
+        self.pause_point("lexical-added");
         self.lexical.commit()?;
         self.pause_point("lexical-commit");
         for f in batch.iter() {
@@ -460,6 +469,7 @@ impl Index {
         if !points.is_empty() {
             self.vectors.upsert(points)?;
         }
+        self.pause_point("vector-upserted");
         self.vectors.flush()?;
         self.pause_point("vector-flush");
         for f in &batch {
@@ -470,10 +480,45 @@ impl Index {
         manifest.save()
     }
 
-    /// Fault injection for crash tests: with `ANJEON_PAUSE_AT=<stage>` the process stops
-    /// at that stage of a batch (after signalling with a marker file) until it is killed.
+    /// Refuses a batch before anything is written when the data directory's disk lacks room
+    /// for it: the embedded vector store writes through memory maps, and a map that cannot be
+    /// backed kills the process (SIGBUS) instead of returning an error.
+    fn ensure_free_space(&self, batch_bytes: u64) -> Result<()> {
+        let data = &self.config.data_dir;
+        let Ok(available) = fs4::available_space(data) else {
+            return Ok(()); // unknown: let the writes report what happens
+        };
+        let needed = MIN_FREE_BYTES + batch_bytes;
+        if available < needed {
+            return Err(Error::Index(format!(
+                "not enough free space for the index under {}: {} MiB available, {} MiB needed (No space left on device); free some space and run again",
+                data.display(),
+                available >> 20,
+                needed.div_ceil(1 << 20)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fault injection for crash tests: with `ANJEON_PAUSE_AT=<stage>` (or `<stage>@<n>`,
+    /// the n-th time the stage is reached) the process writes the marker file
+    /// `paused-at-<stage>` into the data directory and sleeps there until it is killed.
+    /// Stages: `prepared` (a file parsed and embedded, nothing written), `manifest-pending`,
+    /// `lexical-added` (passages in tantivy's writer, not committed), `lexical-commit`,
+    /// `vector-upserted` (points written, not flushed), `vector-flush`.
     fn pause_point(&self, stage: &str) {
-        if std::env::var("ANJEON_PAUSE_AT").as_deref() != Ok(stage) {
+        let Ok(wanted) = std::env::var("ANJEON_PAUSE_AT") else {
+            return;
+        };
+        let (name, nth) = match wanted.split_once('@') {
+            Some((name, n)) => (name, n.parse::<usize>().unwrap_or(1)),
+            None => (wanted.as_str(), 1),
+        };
+        if name != stage {
+            return;
+        }
+        static REACHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        if REACHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 != nth {
             return;
         }
         let marker = self.config.data_dir.join(format!("paused-at-{stage}"));
@@ -777,6 +822,24 @@ impl PreparedFile {
             vectors: self.vectors.clone(),
         }
     }
+}
+
+/// Room kept free on the data directory's disk beyond each batch's own size: the embedded
+/// vector store grows its files in 32 MiB pages.
+const MIN_FREE_BYTES: u64 = 64 << 20;
+
+/// Fails clearly when the data directory cannot be written (read-only mount, permissions,
+/// full disk) instead of letting a store report a confusing lock error later.
+fn check_writable(data: &Path) -> Result<()> {
+    let probe = data.join(".anjeon-write-probe");
+    let written = std::fs::write(&probe, b"ok");
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|e| {
+        Error::Index(format!(
+            "the data directory {} is not writable ({e}); anjeon keeps its index and manifest there and needs write access (--data-dir or ANJEON_DATA_DIR)",
+            data.display()
+        ))
+    })
 }
 
 /// The embedded engine under the data directory, unless a server URL is configured.

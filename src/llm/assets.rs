@@ -36,6 +36,7 @@ pub fn ensure_default_model(cache: &Path) -> Result<PathBuf> {
     let dir = cache.join("models");
     let target = dir.join(DEFAULT_MODEL_FILE);
     if target.is_file() {
+        verify_model(&target, DEFAULT_MODEL_SHA256)?;
         return Ok(target);
     }
     with_cache_lock(&dir, DEFAULT_MODEL_FILE, || {
@@ -44,6 +45,38 @@ pub fn ensure_default_model(cache: &Path) -> Result<PathBuf> {
         }
         assemble(cache, &dir, &target)
     })
+}
+
+/// Refuses a model file whose sha256 is not `expected` (a truncated, damaged or replaced
+/// file). The size and modification time of a verified file are remembered beside it, so
+/// loading the unchanged file again does not hash it again.
+pub fn verify_model(path: &Path, expected: &str) -> Result<()> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let expected = expected.trim().to_ascii_lowercase();
+    let stamp_text = format!("{expected} {} {mtime}", meta.len());
+    let mut stamp = path.as_os_str().to_owned();
+    stamp.push(".verified");
+    let stamp = PathBuf::from(stamp);
+    if fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text) {
+        return Ok(());
+    }
+    let actual = sha256_file(path)?;
+    if actual != expected {
+        let _ = fs::remove_file(&stamp);
+        return Err(Error::Model(format!(
+            "{} has sha256 {actual}, expected {expected} ({} bytes): the file is truncated, damaged or not the configured model; replace it (for the default model: delete it and run `anjeon setup`)",
+            path.display(),
+            meta.len()
+        )));
+    }
+    // a cache that cannot be written only costs a hash next time
+    let _ = fs::write(&stamp, stamp_text);
+    Ok(())
 }
 
 /// Concatenates the parts into a partial file, verifies it and renames it to `target`.
@@ -83,4 +116,39 @@ fn assemble(cache: &Path, dir: &Path, target: &Path) -> Result<PathBuf> {
         let _ = fs::remove_dir_all(folder);
     }
     Ok(target.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_with_the_wrong_checksum_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.gguf");
+        fs::write(&path, b"GGUF model bytes").unwrap();
+        let good = sha256_file(&path).unwrap();
+        verify_model(&path, &good).unwrap();
+        assert!(dir.path().join("m.gguf.verified").is_file());
+        // same length, other bytes (a flipped byte): refused, and the stamp is dropped
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&path, b"GGUF model bytez").unwrap();
+        let err = verify_model(&path, &good).unwrap_err().to_string();
+        assert!(err.contains("sha256") && err.contains("m.gguf"), "{err}");
+        assert!(!dir.path().join("m.gguf.verified").exists());
+        // truncated
+        fs::write(&path, b"GGUF model").unwrap();
+        let err = verify_model(&path, &good).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+        // the default model's file in a cache, damaged: refused before it is mapped
+        let cache = dir.path().join("cache");
+        fs::create_dir_all(cache.join("models")).unwrap();
+        fs::write(
+            cache.join("models").join(DEFAULT_MODEL_FILE),
+            b"not the model",
+        )
+        .unwrap();
+        let err = ensure_default_model(&cache).unwrap_err().to_string();
+        assert!(err.contains(DEFAULT_MODEL_SHA256), "{err}");
+    }
 }

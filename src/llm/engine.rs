@@ -76,6 +76,7 @@ pub struct Engine {
     jobs: SyncSender<Job>,
     waiting: Arc<AtomicUsize>,
     model_id: String,
+    thread: std::thread::JoinHandle<()>,
 }
 
 struct Running {
@@ -100,7 +101,7 @@ impl Engine {
             running: Vec::new(),
             idle: Vec::new(),
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("anjeon-engine".into())
             .spawn(move || worker.run())
             .map_err(|e| Error::Model(format!("cannot start the engine thread: {e}")))?;
@@ -111,7 +112,13 @@ impl Engine {
             jobs,
             waiting,
             model_id,
+            thread,
         })
+    }
+
+    /// Whether the engine thread still runs (it ends only by a panic in the compute).
+    pub fn is_alive(&self) -> bool {
+        !self.thread.is_finished()
     }
 
     pub fn llm(&self) -> &Llm {

@@ -18,10 +18,9 @@ use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 #[derive(Debug, Deserialize)]
-struct AskBody {
+pub(super) struct AskBody {
     question: String,
     #[serde(default)]
     history: Vec<Turn>,
@@ -44,6 +43,26 @@ pub async fn ask(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: AskBody = super::openai::parse(body)?;
+    let limits = &state.limits;
+    limits.check_question(&body.question)?;
+    for turn in &body.history {
+        limits.check_question(&turn.question)?;
+    }
+    let conversation_chars = body.question.chars().count()
+        + body
+            .history
+            .iter()
+            .map(|t| t.question.chars().count() + t.answer.chars().count())
+            .sum::<usize>();
+    limits.check_conversation(body.history.len(), conversation_chars)?;
+    // questions may carry personal data: logs get them redacted
+    tracing::info!(
+        question = %anjeon_ingest::redact(&body.question),
+        turns = body.history.len(),
+        stream = body.stream,
+        "ask"
+    );
+    let stages = limits.stages();
     // The role comes from the caller's token only: a role named in the body is not trusted.
     let request = AskRequest {
         question: body.question,
@@ -76,10 +95,13 @@ pub async fn ask(
             }
             Ok(answer)
         });
+        if let Ok(answer) = &result {
+            super::metrics::metrics().record_answer(answer);
+        }
         let _ = tx.blocking_send(Item::Done(result));
     });
     if !body.stream {
-        while let Some(item) = rx.recv().await {
+        while let Some(item) = stages.next(&mut rx).await? {
             if let Item::Done(result) = item {
                 return Ok(Json(result?).into_response());
             }
@@ -87,16 +109,17 @@ pub async fn ask(
         return Err(Error::Model("the answer ended without a result".into()).into());
     }
     // Errors before any text (bad question, busy model) get a proper status.
-    let first = rx
-        .recv()
-        .await
+    let first = stages
+        .first(&mut rx)
+        .await?
         .ok_or_else(|| Error::Model("the answer ended without a result".into()))?;
     let first = match first {
         Item::Done(Err(e)) => return Err(e.into()),
         other => other,
     };
-    let events = futures_util::stream::iter([first])
-        .chain(ReceiverStream::new(rx))
+    let events = futures_util::stream::iter([Ok(first)])
+        .chain(stages.stream(rx))
+        .map(|item| item.unwrap_or_else(|e| Item::Done(Err(e))))
         .map(|item| {
             let event = match item {
                 Item::Text(text) => Event::default()

@@ -3,13 +3,19 @@
 
 mod ask;
 pub mod auth;
+pub mod limits;
+pub mod metrics;
 mod openai;
+mod ops;
+mod search;
+
+pub use openai::{check_request, JSON_ROUTES};
 
 pub(crate) use openai::parse as parse_json;
 
 use crate::answer::{Answerer, Prompts};
 use crate::auth::{AuditLog, Tokens};
-use crate::config::{AnswerConfig, Config};
+use crate::config::{AnswerConfig, Config, SearchConfig};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::index::Index;
@@ -22,7 +28,7 @@ use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Largest request body accepted, in bytes.
+/// Largest request body accepted by default, in bytes (`server.max_body_bytes`).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What every handler can reach.
@@ -38,6 +44,9 @@ pub struct AppState {
     pub audit: AuditLog,
     /// The web pages' own state (feedback, upload jobs).
     pub web: crate::web::WebState,
+    pub search: SearchConfig,
+    /// Per-client rates, the concurrency limit and stage time limits.
+    pub limits: limits::Limits,
 }
 
 impl AppState {
@@ -57,6 +66,8 @@ impl AppState {
             tokens: Tokens::parse(&config.auth.tokens)?,
             audit: AuditLog::open(&config.auth.audit_path(&config.data_dir))?,
             web: crate::web::WebState::open(config)?,
+            search: config.search.clone(),
+            limits: limits::Limits::new(&config.server),
         })
     }
 
@@ -77,19 +88,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
         .route("/api/me", get(auth::me))
+        .route("/api/search", get(search::search))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(metrics::scrape))
         .merge(crate::web::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::admit,
+        ))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.limits.config().max_body_bytes,
+        ))
         .with_state(state)
 }
 
 /// Binds `addr`, prints the address actually bound (port 0 picks a free one), and serves
-/// until Ctrl-C or SIGTERM, letting running streams finish.
+/// until Ctrl-C or SIGTERM: then new requests are refused, running streams get
+/// `server.shutdown_grace_secs` to finish, and the process returns.
 pub fn serve(config: &Config, addr: SocketAddr) -> Result<()> {
     let state = Arc::new(AppState::load(config)?);
+    let grace = std::time::Duration::from_secs_f64(config.server.shutdown_grace_secs.max(0.0));
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async move {
+    runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
@@ -97,11 +120,32 @@ pub fn serve(config: &Config, addr: SocketAddr) -> Result<()> {
             .local_addr()
             .map_err(|e| Error::Config(format!("{e}")))?;
         println!("anjeon listening on http://{bound}");
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| Error::Config(format!("server error: {e}")))
-    })
+        tracing::info!(%bound, "listening");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let draining = state.clone();
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: refusing new requests, finishing running ones");
+            draining.limits.start_draining();
+            let _ = stop_tx.send(true);
+        });
+        let mut stop_rx = stop_rx;
+        let deadline = async move {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result.map_err(|e| Error::Config(format!("server error: {e}"))),
+            _ = deadline => {
+                tracing::warn!("streams still running after {grace:?}; stopping anyway");
+                Ok(())
+            }
+        }
+    })?;
+    // blocking tasks of abandoned streams notice their closed channels and end; do not wait
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -135,9 +179,6 @@ impl From<Error> for ApiError {
     }
 }
 
-/// Seconds a client told "busy" should wait.
-const RETRY_AFTER_SECONDS: &str = "2";
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.error.http_status())
@@ -145,9 +186,15 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!("{}", self.error);
         }
+        metrics::metrics().errors.inc(&[self.error.kind()]);
         let message = match &self.error {
             // internal details stay in the log
-            e if status.is_server_error() && !matches!(e, Error::Upstream(_)) => {
+            e if status.is_server_error()
+                && !matches!(
+                    e,
+                    Error::Upstream(_) | Error::Overloaded { .. } | Error::Timeout(_)
+                ) =>
+            {
                 "internal error; see the server log".to_string()
             }
             e => e.to_string(),
@@ -166,11 +213,10 @@ impl IntoResponse for ApiError {
             }
         });
         let mut response = (status, axum::Json(body)).into_response();
-        if matches!(self.error, Error::Busy(_)) {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+        if let Some(secs) = self.error.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -19,7 +19,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// Tokens generated when a request does not say.
 const DEFAULT_MAX_TOKENS: usize = 512;
@@ -54,10 +53,9 @@ pub(crate) fn parse<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::from(Error::TooLarge(format!(
-                "the request body exceeds {} bytes",
-                super::MAX_BODY_BYTES
-            )))
+            ApiError::from(Error::TooLarge(
+                "요청 본문이 너무 큽니다. 내용을 줄여 다시 보내 주세요. (the request body exceeds the server's limit, server.max_body_bytes)".into(),
+            ))
         } else {
             ApiError::from(Error::InvalidInput(format!(
                 "cannot read the request body: {e}"
@@ -67,6 +65,37 @@ pub(crate) fn parse<T: for<'de> Deserialize<'de>>(
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::from(Error::InvalidInput(format!("malformed JSON: {e}"))))
 }
+
+/// Parses `body` as the JSON request of `route` and validates what needs no model (sampling
+/// parameters against a 2048-token context): the fuzz target `api_json` drives this, and any
+/// bytes must give `Ok` or an error, never a panic.
+pub fn check_request(route: &str, body: &[u8]) -> crate::Result<()> {
+    let bytes = Bytes::copy_from_slice(body);
+    let unwrap = |r: Result<(), ApiError>| r.map_err(|e| e.error);
+    match route {
+        "/api/ask" => unwrap(parse::<super::ask::AskBody>(Ok(bytes)).map(|_| ())),
+        "/v1/chat/completions" => unwrap(
+            parse::<ChatRequest>(Ok(bytes))
+                .and_then(|r| r.sampling.params(2048, false).map(|_| ())),
+        ),
+        "/v1/completions" => unwrap(
+            parse::<CompletionRequest>(Ok(bytes))
+                .and_then(|r| r.sampling.params(2048, r.echo).map(|_| ())),
+        ),
+        "/v1/embeddings" => unwrap(parse::<EmbeddingRequest>(Ok(bytes)).map(|_| ())),
+        "/tokenize" => unwrap(parse::<TokenizeRequest>(Ok(bytes)).map(|_| ())),
+        other => Err(Error::NotFound(format!("no JSON route {other}"))),
+    }
+}
+
+/// The routes [`check_request`] knows.
+pub const JSON_ROUTES: &[&str] = &[
+    "/api/ask",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/tokenize",
+];
 
 pub async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
     let created = now();
@@ -285,6 +314,22 @@ pub async fn chat_completions(
     if req.messages.is_empty() {
         return Err(invalid("messages", "messages must not be empty"));
     }
+    let mut conversation_chars = 0;
+    for m in &req.messages {
+        let chars = match &m.content {
+            None => 0,
+            Some(Content::Text(t)) => t.chars().count(),
+            Some(Content::Parts(parts)) => parts
+                .iter()
+                .filter_map(|p| p.text.as_deref())
+                .map(|t| t.chars().count())
+                .sum(),
+        };
+        conversation_chars += chars;
+    }
+    state
+        .limits
+        .check_conversation(req.messages.len(), conversation_chars)?;
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in req.messages {
         if !matches!(
@@ -344,6 +389,8 @@ pub async fn completions(
         PromptField::Many(mut v) if v.len() == 1 => v.remove(0),
         PromptField::Many(_) => return Err(invalid("prompt", "send one prompt per request")),
     };
+    // a completion prompt is a whole conversation's worth of text at most
+    state.limits.check_conversation(1, prompt.chars().count())?;
     let params = req
         .sampling
         .params(state.engine.context_tokens(), req.echo)?;
@@ -377,8 +424,13 @@ async fn echo(
 ) -> Result<Response, ApiError> {
     let engine = state.engine.clone();
     let text = prompt.clone();
-    let scored = tokio::task::spawn_blocking(move || engine.echo_logprobs(&text))
-        .await
+    let scored = state
+        .limits
+        .stages()
+        .whole(tokio::task::spawn_blocking(move || {
+            engine.echo_logprobs(&text)
+        }))
+        .await?
         .map_err(|e| Error::Model(format!("scoring task failed: {e}")))??;
     let logprobs_obj = logprobs.map(|_| {
         json!({
@@ -418,11 +470,19 @@ async fn run(
 ) -> Result<Response, ApiError> {
     let (tx, mut rx) = mpsc::channel::<Item>(64);
     let engine = state.engine.clone();
+    let stages = state.limits.stages();
+    let route = match dialect {
+        Dialect::Chat => "/v1/chat/completions",
+        Dialect::Text => "/v1/completions",
+    };
     tokio::task::spawn_blocking(move || {
         let result = engine.generate(&prompt, &params, &mut |text| {
             // a closed receiver means the client went away: cancel
             tx.blocking_send(Item::Text(text.to_string())).is_ok()
         });
+        if let Ok(g) = &result {
+            super::metrics::metrics().record_generation(route, g);
+        }
         let _ = tx.blocking_send(Item::Done(result));
     });
     let id = request_id(match dialect {
@@ -433,7 +493,7 @@ async fn run(
     let created = now();
     if !stream {
         let mut text = String::new();
-        while let Some(item) = rx.recv().await {
+        while let Some(item) = stages.next(&mut rx).await? {
             match item {
                 Item::Text(t) => text.push_str(&t),
                 Item::Done(result) => {
@@ -464,9 +524,9 @@ async fn run(
         return Err(Error::Model("generation ended without a result".into()).into());
     }
     // Errors known before the first token (busy, prompt too long) get a proper status.
-    let first = rx
-        .recv()
-        .await
+    let first = stages
+        .first(&mut rx)
+        .await?
         .ok_or_else(|| Error::Model("generation ended without a result".into()))?;
     let first = match first {
         Item::Done(Err(e)) => return Err(e.into()),
@@ -509,8 +569,9 @@ async fn run(
     };
     let events = stream::iter(opening)
         .chain(
-            stream::iter([first])
-                .chain(ReceiverStream::new(rx))
+            stream::iter([Ok(first)])
+                .chain(stages.stream(rx))
+                .map(|item| item.unwrap_or_else(|e| Item::Done(Err(e))))
                 .flat_map(move |item| stream::iter(to_chunks(item))),
         )
         .map(|v| Ok::<_, Infallible>(Event::default().data(v.to_string())))
@@ -568,7 +629,7 @@ pub async fn embeddings(
     let embedder = state.embedder.clone();
     // e5 embeds with a role prefix: inputs written as "query: …" are embedded as queries, all
     // others as passages
-    let (vectors, tokens) = tokio::task::spawn_blocking(move || -> crate::Result<_> {
+    let work = tokio::task::spawn_blocking(move || -> crate::Result<_> {
         let mut vectors = Vec::with_capacity(inputs.len());
         let mut tokens = 0;
         for text in &inputs {
@@ -580,9 +641,13 @@ pub async fn embeddings(
             vectors.extend(v);
         }
         Ok((vectors, tokens))
-    })
-    .await
-    .map_err(|e| Error::Model(format!("embedding task failed: {e}")))??;
+    });
+    let (vectors, tokens) = state
+        .limits
+        .stages()
+        .whole(work)
+        .await?
+        .map_err(|e| Error::Model(format!("embedding task failed: {e}")))??;
     let data: Vec<Value> = vectors
         .into_iter()
         .enumerate()
@@ -641,4 +706,79 @@ pub async fn tokenize(
         "max_model_len": state.engine.context_tokens(),
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_checks_answer_any_bytes_without_panicking() {
+        let valid = [
+            (
+                "/api/ask",
+                r#"{"question":"건강진단은?","history":[{"question":"a","answer":"b"}],"stream":false}"#,
+            ),
+            (
+                "/v1/chat/completions",
+                r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":5,"stop":["a","b"],"temperature":0.5,"top_p":0.9}"#,
+            ),
+            (
+                "/v1/completions",
+                r#"{"model":"m","prompt":["x"],"echo":true,"logprobs":1,"max_tokens":0}"#,
+            ),
+            (
+                "/v1/embeddings",
+                r#"{"model":"m","input":["query: a","b"],"encoding_format":"base64"}"#,
+            ),
+            (
+                "/tokenize",
+                r#"{"content":"가나다","add_special_tokens":true}"#,
+            ),
+        ];
+        for (route, body) in valid {
+            check_request(route, body.as_bytes()).unwrap_or_else(|e| panic!("{route}: {e}"));
+        }
+        assert!(check_request(
+            "/v1/completions",
+            br#"{"model":"m","prompt":"x","max_tokens":4096}"#
+        )
+        .is_err());
+        assert!(check_request(
+            "/v1/chat/completions",
+            br#"{"model":"m","messages":[],"temperature":-1}"#
+        )
+        .is_err());
+        // deterministic byte mutations of the valid bodies: errors or Ok, never a panic
+        let mut state = 0x5eed_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut refused = 0;
+        for round in 0..4000 {
+            let (route, body) = valid[round % valid.len()];
+            let mut bytes = body.as_bytes().to_vec();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => {
+                        let pool = b"{}[]\":,0-9en\\\x00\xff";
+                        bytes[at] = pool[(next() as usize) % pool.len()];
+                    }
+                    1 => bytes.truncate(at.max(1)),
+                    _ => {
+                        let pool = b"\"[{-1e999";
+                        bytes.insert(at, pool[(next() as usize) % pool.len()]);
+                    }
+                }
+            }
+            if check_request(route, &bytes).is_err() {
+                refused += 1;
+            }
+        }
+        assert!(refused > 1000, "{refused}");
+    }
 }

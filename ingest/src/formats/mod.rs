@@ -51,6 +51,12 @@ pub fn parser_for(path: &Path, bytes: &[u8]) -> Option<&'static dyn DocumentPars
     PARSERS.iter().copied().find(|p| p.accepts(path, head))
 }
 
+/// The parser whose [`DocumentParser::name`] is `name` (fuzz targets and the crasher
+/// regression tests drive one format directly).
+pub fn parser_named(name: &str) -> Option<&'static dyn DocumentParser> {
+    PARSERS.iter().copied().find(|p| p.name() == name)
+}
+
 /// Parses a file with the parser that accepts it.
 pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<Vec<Document>, IngestError> {
     let parser = parser_for(path, bytes).ok_or_else(|| {

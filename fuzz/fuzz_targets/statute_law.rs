@@ -1,0 +1,14 @@
+//! Fuzz target: the `statute-law` parser and the chunker on arbitrary bytes (errors are fine,
+//! panics are bugs; keep a crash under ingest/tests/crashers/statute-law/).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let parser = anjeon_ingest::formats::parser_named("statute-law").expect("parser");
+    if let Ok(docs) = parser.parse("fuzz-input", data) {
+        for doc in &docs {
+            for p in anjeon_ingest::chunk_document(doc, anjeon_ingest::ChunkOptions::default()) {
+                assert!(doc.text.get(p.range.clone()).is_some());
+            }
+        }
+    }
+});
