@@ -235,11 +235,11 @@ impl Default for AnswerConfig {
 pub struct ServerConfig {
     /// Largest request body, in bytes (413 above).
     pub max_body_bytes: usize,
-    /// Longest question (or OpenAI prompt message), in characters (422 above).
+    /// Longest question of `/api/ask` or query of `/api/search`, in characters (422 above).
     pub max_question_chars: usize,
-    /// Most earlier turns in `/api/ask`'s history, or messages in a chat request (422 above).
+    /// Most earlier turns in `/api/ask`'s history (422 above).
     pub max_turns: usize,
-    /// Most characters of a whole conversation (history or messages together; 422 above).
+    /// Most characters of a whole `/api/ask` conversation (history and question; 422 above).
     pub max_conversation_chars: usize,
     /// Requests per second each client address may sustain on `/api/*`, `/v1/*` and
     /// `/tokenize` (0: no per-client limit).

@@ -212,17 +212,13 @@ fn limits_metrics_readiness_search_and_json_logs() {
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("대화가 너무 깁니다"), "{}", r.body);
 
-    let chat = serde_json::json!({
-        "model": model_id(addr),
-        "messages": [{"role": "user", "content": "식".repeat(150)}, {"role": "user", "content": "품".repeat(60)}],
-    });
-    let r = request(
-        addr,
-        "POST",
-        "/v1/chat/completions",
-        Some(&chat.to_string()),
-    );
+    let wordy = serde_json::json!({"question": "그럼요?", "history": [{"question": "건강진단?", "answer": "네".repeat(250)}]});
+    let r = request(addr, "POST", "/api/ask", Some(&wordy.to_string()));
     assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("259자 (최대 200자)"), "{}", r.body);
+
+    // the OpenAI routes keep OpenAI's contract instead: a prompt longer than the model's
+    // context is 400 context_length_exceeded (tests/openai_api.rs)
 
     // personal data in a question is answered but not logged
     let question = "건강진단은 언제 다시 받아야 하나요? 010-2345-6789";
@@ -259,7 +255,7 @@ fn limits_metrics_readiness_search_and_json_logs() {
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     for expected in [
-        "anjeon_http_requests_total{route=\"/api/ask\",method=\"POST\",status=\"422\"} 2",
+        "anjeon_http_requests_total{route=\"/api/ask\",method=\"POST\",status=\"422\"} 3",
         "anjeon_http_requests_total{route=\"/api/ask\",method=\"POST\",status=\"413\"} 1",
         "anjeon_http_requests_total{route=\"/api/search\",method=\"GET\",status=\"200\"} 1",
         "anjeon_http_request_duration_seconds_bucket{route=\"/api/ask\",status=\"200\",le=\"+Inf\"} 2",

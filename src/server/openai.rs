@@ -314,22 +314,6 @@ pub async fn chat_completions(
     if req.messages.is_empty() {
         return Err(invalid("messages", "messages must not be empty"));
     }
-    let mut conversation_chars = 0;
-    for m in &req.messages {
-        let chars = match &m.content {
-            None => 0,
-            Some(Content::Text(t)) => t.chars().count(),
-            Some(Content::Parts(parts)) => parts
-                .iter()
-                .filter_map(|p| p.text.as_deref())
-                .map(|t| t.chars().count())
-                .sum(),
-        };
-        conversation_chars += chars;
-    }
-    state
-        .limits
-        .check_conversation(req.messages.len(), conversation_chars)?;
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in req.messages {
         if !matches!(
@@ -389,8 +373,6 @@ pub async fn completions(
         PromptField::Many(mut v) if v.len() == 1 => v.remove(0),
         PromptField::Many(_) => return Err(invalid("prompt", "send one prompt per request")),
     };
-    // a completion prompt is a whole conversation's worth of text at most
-    state.limits.check_conversation(1, prompt.chars().count())?;
     let params = req
         .sampling
         .params(state.engine.context_tokens(), req.echo)?;
