@@ -111,6 +111,19 @@ fn the_server_answers_with_citations_by_sse_and_json() {
         "{last}"
     );
 
+    // the search API reads what the role may read, and audits it
+    let path = "/api/search?q=%EA%B0%80%EB%82%98%EB%8B%A4%EC%8B%9D%EB%8B%B9"; // 가나다식당
+    let public = request(&url, "GET", path, &[], "");
+    assert_eq!(public.status, 200, "{}", public.body);
+    assert!(!public.body.contains("가나다식당"), "{}", public.body);
+    let found = request(&url, "GET", path, &[("Authorization", &bearer)], "");
+    assert!(found.body.contains("가나다식당"), "{}", found.body);
+    let audit = std::fs::read_to_string(data.join("audit.jsonl")).unwrap();
+    assert!(
+        audit.lines().last().unwrap().contains("\"search\""),
+        "{audit}"
+    );
+
     // a token nobody holds is refused, not quietly treated as the public
     let reply = request(
         &url,

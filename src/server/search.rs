@@ -1,11 +1,13 @@
 //! `GET /api/search?q=…[&top_k=N][&mode=bm25|dense|hybrid]`: the passages `anjeon search
-//! --json` would print, as `{"hits": [...]}`, over public documents only (HTTP callers are
-//! the public until they authenticate).
+//! --json` would print, as `{"hits": [...]}`, over the documents the caller's role may read;
+//! hits from internal documents are audited.
 
 use super::{ApiError, AppState};
+use crate::auth::Caller;
 use crate::config::SearchMode;
 use crate::error::Error;
 use crate::filter::{Access, SearchFilter};
+use crate::index::Hit;
 use crate::index::SearchRequest;
 use axum::extract::{Query, State};
 use axum::Json;
@@ -26,6 +28,7 @@ pub struct SearchParams {
 
 pub async fn search(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(params) = params.map_err(|e| {
@@ -45,7 +48,7 @@ pub async fn search(
         mode: params.mode.unwrap_or(state.search.mode),
         lexical: state.search.lexical,
         filter: SearchFilter {
-            access: vec![Access::Public],
+            access: caller.role.access(),
             ..Default::default()
         },
     };
@@ -59,5 +62,14 @@ pub async fn search(
         .first(&mut rx)
         .await?
         .ok_or_else(|| Error::Index("the search ended without a result".into()))??;
+    let hits: Vec<Hit> = hits;
+    let internal: Vec<String> = hits
+        .iter()
+        .filter(|h| h.access == Access::Internal.as_str())
+        .map(|h| format!("{} {}", h.doc, h.locator))
+        .collect();
+    if !internal.is_empty() {
+        state.audit.record(&caller, "search", internal)?;
+    }
     Ok(Json(serde_json::json!({ "hits": hits })))
 }
