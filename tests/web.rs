@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{anjeon, ingest, request, shared, start_server_with, Reply};
+use common::{ingest, new_token, request, shared, start_server_with, Reply};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,35 +13,6 @@ use std::time::{Duration, Instant};
 const RULE: &str = "statutes/식품위생분야종사자의건강진단규칙.md";
 const OTHER_LAW: &str = "statutes/식품안전기본법_시행령.md";
 const SECRET: &str = "# 내부 점검 메모\n\n건강진단 결과서 위조 업소 명단은 서울 강남구 가나다식당이며 외부 공개를 금지한다.\n";
-
-/// `anjeon token new`: the plain token and its configuration line.
-fn token(data: &Path, role: &str, name: &str) -> (String, String) {
-    let out = anjeon(data)
-        .args(["token", "new", "--role", role, "--name", name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let plain = text
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("tokens = [\""))
-        .and_then(|l| l.strip_suffix("\"]"))
-        .unwrap()
-        .to_string();
-    (plain, line)
-}
 
 /// A request with any body and content type (the common helper always sends JSON).
 fn send(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
@@ -163,8 +134,8 @@ fn the_web_pages_serve_each_role_what_it_may_read() {
     ingest(&data, &docs, "public");
     ingest(&data, &tmp.path().join("비밀.md"), "internal");
     write_eval_run(&data.join("eval"));
-    let (official, official_line) = token(&data, "official", "kim");
-    let (admin, admin_line) = token(&data, "admin", "lee");
+    let (official, official_line) = new_token(&data, "official", "kim");
+    let (admin, admin_line) = new_token(&data, "admin", "lee");
     let tokens = format!("{official_line} {admin_line}");
     let (_server, url) = start_server_with(&data, &[("ANJEON_AUTH_TOKENS", &tokens)]);
 
