@@ -496,6 +496,9 @@ fn the_web_pages_serve_each_role_what_it_may_read() {
     assert!(eval.body.contains("<svg") && eval.body.contains("class=\"chart\""));
     assert!(eval.body.contains("kobest_copa") && eval.body.contains("0.4"));
     assert!(eval.body.contains("미달"), "0.4 is below the gate's 0.55");
+    // the server's folders are not shown to the public
+    let data_text = data.display().to_string();
+    assert!(!eval.body.contains(&data_text), "{}", eval.body);
     let items = get(&url, "/eval/run1/kobest_copa", None);
     assert_eq!(items.status, 200);
     assert!(

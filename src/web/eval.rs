@@ -352,10 +352,23 @@ pub async fn index(
         .take(MAX_RUNS)
         .map(|r| run_view(r, &gate))
         .collect();
+    let admin = caller.role == crate::auth::Role::Admin;
     Ok(render(&EvalPage {
         layout: Layout::of(&caller, "eval"),
-        eval_dir: dir.display().to_string(),
-        gate_path: gate.path.display().to_string(),
+        // the server's folders are shown to admins only
+        eval_dir: if admin {
+            dir.display().to_string()
+        } else {
+            "web.eval_dir".into()
+        },
+        gate_path: if admin {
+            gate.path.display().to_string()
+        } else {
+            gate.path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        },
         runs: views,
         names,
         comparison,
