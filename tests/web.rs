@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ingest, new_token, request, shared, start_server_with, Reply};
+use common::{ingest, new_token, request, send, shared, start_server_with, Reply};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,38 +13,6 @@ use std::time::{Duration, Instant};
 const RULE: &str = "statutes/식품위생분야종사자의건강진단규칙.md";
 const OTHER_LAW: &str = "statutes/식품안전기본법_시행령.md";
 const SECRET: &str = "# 내부 점검 메모\n\n건강진단 결과서 위조 업소 명단은 서울 강남구 가나다식당이며 외부 공개를 금지한다.\n";
-
-/// A request with any body and content type (the common helper always sends JSON).
-fn send(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    use std::io::{Read, Write};
-    let authority = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(authority).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let head = head.to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Reply {
-        status,
-        head,
-        body: body.to_string(),
-    }
-}
 
 fn multipart(files: &[(&str, &[u8])], access: &str) -> (String, Vec<u8>) {
     let boundary = "anjeon-test-boundary-7d1f";

@@ -120,27 +120,49 @@ pub fn start_server_with(data: &Path, env: &[(&str, &str)]) -> (Server, String) 
 /// A whole HTTP response.
 pub struct Reply {
     pub status: u16,
-    /// The header block, names lower-cased.
+    /// The header block, names and values lower-cased.
     pub head: String,
     pub body: String,
 }
 
-/// One HTTP/1.1 request with `headers` (e.g. `("Authorization", "Bearer …")`); reads the
-/// whole response (the connection is closed after it, so a stream is read to its end).
+impl Reply {
+    /// The (lower-cased) value of header `name`.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request of a JSON `body` with `headers` (e.g. `("Authorization", "Bearer …")`).
 pub fn request(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    send(url, method, path, &all, body.as_bytes())
+}
+
+/// One HTTP/1.1 request with any body (`headers` name its content type); reads the whole
+/// response (the connection is closed after it, so a stream is read to its end). `url` may
+/// omit `http://`.
+pub fn send(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     use std::io::{Read, Write};
     let authority = url.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(authority).expect("connect");
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    )
-    .unwrap();
+    ));
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
