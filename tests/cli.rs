@@ -4,22 +4,8 @@
 
 mod common;
 
-use common::{anjeon, shared};
-use serde_json::Value;
+use common::{anjeon, run_json, shared};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn run_json(cmd: &mut Command) -> (Output, Value) {
-    let out = cmd.output().expect("run anjeon");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): stdout={stdout} stderr={}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out, json)
-}
 
 /// A small real corpus in a temporary folder: one statute, the safety letters, a PDF, an
 /// HWPX, a broken PDF and an unsupported file.

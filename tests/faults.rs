@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{anjeon, shared};
+use common::{anjeon, run_json, shared};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Three small statutes; with `ANJEON_INDEX_BATCH_FILES=1` each is its own batch.
@@ -25,18 +25,6 @@ fn corpus(dir: &Path) -> PathBuf {
         std::fs::copy(shared().join("statutes").join(name), docs.join(name)).unwrap();
     }
     docs
-}
-
-fn run_json(cmd: &mut Command) -> (Output, Value) {
-    let out = cmd.output().expect("run anjeon");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): stdout={stdout} stderr={}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out, json)
 }
 
 /// Committed documents of the manifest on disk, each with its sorted passage ids; panics

@@ -30,6 +30,20 @@ pub fn anjeon(data: &Path) -> Command {
     cmd
 }
 
+/// Runs `cmd` and parses its standard output as one JSON value (panicking with both outputs
+/// when it is not JSON).
+pub fn run_json(cmd: &mut Command) -> (std::process::Output, serde_json::Value) {
+    let out = cmd.output().expect("run anjeon");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): stdout={stdout} stderr={}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, json)
+}
+
 /// Ingests `path` into `data` with `access`, failing the test when nothing was ingested.
 pub fn ingest(data: &Path, path: &Path, access: &str) {
     let out = anjeon(data)
