@@ -72,6 +72,45 @@ pub(crate) fn softmax(row: &mut [f32]) {
     }
 }
 
+/// `log Σ exp(row)`, around the row's maximum; the sum is accumulated in f64 (each
+/// 16-lane partial sum is widened), so a 262k-entry vocabulary loses no precision to it.
+pub(crate) fn log_sum_exp(row: &[f32]) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return max as f64;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        return max as f64 + unsafe { sum_exp_avx512(row, max) }.ln();
+    }
+    let sum: f64 = row.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    max as f64 + sum.ln()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sum_exp_avx512(row: &[f32], max: f32) -> f64 {
+    let n = row.len();
+    let p = row.as_ptr();
+    let max = _mm512_set1_ps(max);
+    let mut sum = 0f64;
+    // each lane sums at most 64 values (all ≤ 1) in f32 before the chunk is widened
+    for start in (0..n).step_by(1024) {
+        let end = (start + 1024).min(n);
+        let mut acc = _mm512_setzero_ps();
+        let mut i = start;
+        while i < end {
+            let mask = tail_mask(end - i);
+            let e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p.add(i)), max));
+            acc = _mm512_mask_add_ps(acc, mask, acc, e);
+            i += 16;
+        }
+        sum += _mm512_reduce_add_ps(acc) as f64;
+    }
+    sum
+}
+
 /// `x ← LayerNorm(x + add) · weight + bias`, row by row (rows of `weight.len()` values).
 pub(crate) fn add_layer_norm(x: &mut [f32], add: &[f32], weight: &[f32], bias: &[f32], eps: f32) {
     let width = weight.len();
@@ -420,6 +459,24 @@ mod tests {
             }
         }
         assert!((erf_scalar(0.5) - 0.520_499_9).abs() < 1e-6);
+        for n in [1, 17, 1024, 1025, 262_144] {
+            let row: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919 % 4001) as f32 - 3000.0) / 97.0)
+                .collect();
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let exact = max
+                + row
+                    .iter()
+                    .map(|&l| (l as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            let fast = log_sum_exp(&row);
+            assert!(
+                (fast - exact).abs() < 1e-6,
+                "log_sum_exp over {n}: {fast} vs {exact}"
+            );
+        }
+        assert_eq!(log_sum_exp(&[f32::NEG_INFINITY; 3]), f64::NEG_INFINITY);
         let w: Vec<f32> = sample(384).iter().map(|v| v * 0.1 + 1.0).collect();
         let b = sample(384);
         let x = sample(768);

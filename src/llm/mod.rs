@@ -405,9 +405,7 @@ impl Sequence {
 
 /// `log softmax(row)[target]`, accumulated in f64.
 pub fn log_softmax_at(row: &[f32], target: usize) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = row.iter().map(|&l| (l as f64 - max).exp()).sum();
-    row[target] as f64 - max - sum.ln()
+    row[target] as f64 - crate::kernels::log_sum_exp(row)
 }
 
 /// Holds back generated text that might be the start of a stop sequence, and cuts the text

@@ -171,6 +171,50 @@ unsafe fn dot_rows_avx2<const Q5: bool, const R: usize>(
     })
 }
 
+/// `blocks` as f32 in `out`, bit for bit what candle's `to_float` gives, vectorised for Q5_0
+/// and Q8_0 (candle's versions are scalar; the GEMM path dequantizes every panel it uses).
+pub(super) fn dequantize<T: GgmlType>(blocks: &[T], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(T::DTYPE, GgmlDType::Q5_0 | GgmlDType::Q8_0) && has_avx2_fma_f16c() {
+        assert_eq!(out.len(), blocks.len() * QK, "dequantize output length");
+        let bytes = bytes_of(blocks);
+        // SAFETY: AVX2 and F16C are present; `bytes` holds whole blocks of the dtype and `out`
+        // has room for all their values.
+        unsafe {
+            if T::DTYPE == GgmlDType::Q5_0 {
+                dequantize_avx2::<true>(bytes, out)
+            } else {
+                dequantize_avx2::<false>(bytes, out)
+            }
+        }
+        return;
+    }
+    T::to_float(blocks, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dequantize_avx2<const Q5: bool>(bytes: &[u8], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let stride = if Q5 { Q5_0_BYTES } else { Q8_0_BYTES };
+    let (px, po) = (bytes.as_ptr(), out.as_mut_ptr());
+    for b in 0..bytes.len() / stride {
+        let xb = px.add(b * stride);
+        let d = _mm256_set1_ps(half_to_f32((xb as *const u16).read_unaligned()));
+        let q = if Q5 {
+            q5_0_values(xb)
+        } else {
+            _mm256_loadu_si256(xb.add(2) as *const __m256i)
+        };
+        let (lo, hi) = (_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+        let eighths = [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)];
+        for (i, part) in eighths.into_iter().enumerate() {
+            let v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(part));
+            _mm256_storeu_ps(po.add(b * QK + 8 * i), _mm256_mul_ps(v, d));
+        }
+    }
+}
+
 /// Bytes of one group-block of [`PackedQ8`]: four f32 scales, then four rows of 32 values.
 const GROUP_BLOCK_BYTES: usize = 16 + 4 * QK;
 
@@ -470,6 +514,26 @@ mod tests {
         if vectorised {
             assert_eq!(fast, want_k);
         }
+    }
+
+    #[test]
+    fn vectorised_dequantization_equals_candles_bit_for_bit() {
+        let values: Vec<f32> = (0..2048)
+            .map(|i| {
+                (((i * 7919) % 1001) as f32 - 500.0) / 19.0 * if i % 61 == 0 { 1e3 } else { 1.0 }
+            })
+            .collect();
+        let mut q5 = vec![BlockQ5_0::zeros(); values.len() / QK];
+        BlockQ5_0::from_float(&values, &mut q5);
+        let (mut want, mut got) = (vec![0f32; values.len()], vec![1f32; values.len()]);
+        BlockQ5_0::to_float(&q5, &mut want);
+        dequantize(&q5, &mut got);
+        assert_eq!(got, want);
+        let mut q8 = vec![BlockQ8_0::zeros(); values.len() / QK];
+        BlockQ8_0::from_float(&values, &mut q8);
+        BlockQ8_0::to_float(&q8, &mut want);
+        dequantize(&q8, &mut got);
+        assert_eq!(got, want);
     }
 
     #[test]

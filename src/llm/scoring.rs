@@ -225,12 +225,10 @@ struct RowStats {
 }
 
 impl RowStats {
-    /// `log Σ exp(row)` accumulated in f64 around the maximum, as [`super::log_softmax_at`] does.
+    /// `log Σ exp(row)` and the row's greedy token.
     fn of(row: &[f32]) -> RowStats {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let sum: f64 = row.iter().map(|&l| (l as f64 - max).exp()).sum();
         RowStats {
-            log_norm: max + sum.ln(),
+            log_norm: crate::kernels::log_sum_exp(row),
             argmax: sample::argmax(row),
         }
     }
