@@ -556,8 +556,9 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
                     );
                 }
                 println!(
-                    "{:?} ({}): {} questions; hallucination {:.3}, refusal recall {:.3}, coverage {:.3}, citation precision {:.3}, false refusals {:.3}, answer correctness {:.3}; first text {:.0} ms, total mean {:.0} / p50 {:.0} / p95 {:.0} / max {:.0} ms",
-                    r.mode, r.prompt_version, r.questions, r.hallucination_rate, r.refusal_recall,
+                    "{:?} ({}): {} questions; hallucination {:.3} (unfaithful to citations {:.3}), refusal recall {:.3}, coverage {:.3}, citation precision {:.3}, false refusals {:.3}, answer correctness {:.3}; first text {:.0} ms, total mean {:.0} / p50 {:.0} / p95 {:.0} / max {:.0} ms",
+                    r.mode, r.prompt_version, r.questions, r.hallucination_rate, r.unfaithful_rate,
+                    r.refusal_recall,
                     r.coverage, r.citation_precision, r.false_refusals, r.answer_correctness,
                     r.mean_first_text_ms, r.mean_total_ms, r.p50_total_ms, r.p95_total_ms,
                     r.max_total_ms

@@ -173,7 +173,9 @@ pub struct AnswerConfig {
     pub mode: AnswerMode,
     /// A prompt set folder with a `manifest.toml` (empty: the built-in `prompts/v1`).
     pub prompts_dir: String,
-    /// Hybrid search candidates scored and reranked per question.
+    /// Hybrid search candidates scored and reranked per question. Few: the rerank sees only
+    /// coverage and cosine, so a deep list lets a passage that both searches ranked low
+    /// overtake the one they agree on (dev set: 20 → 10 raised coverage 0.73 → 0.81).
     pub candidates: usize,
     /// Rerank candidates by relevance (else keep the fused search order).
     pub rerank: bool,
@@ -209,7 +211,7 @@ impl Default for AnswerConfig {
         AnswerConfig {
             mode: AnswerMode::Extractive,
             prompts_dir: String::new(),
-            candidates: 20,
+            candidates: 10,
             rerank: true,
             coverage_weight: 0.5,
             cosine_floor: 0.75,

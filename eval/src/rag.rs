@@ -119,6 +119,10 @@ pub struct Judged {
     pub shown_claims: usize,
     /// Shown claims whose cited passages do not contain them.
     pub unfaithful_claims: usize,
+    /// Shown claims not supported by the gold passages: unfaithful to what they cite, or
+    /// citing no passage of the gold document (0 for an unanswerable question).
+    #[serde(default)]
+    pub off_gold_claims: usize,
     /// Citations of an answer (0 for a refusal).
     pub citations: usize,
     /// Citations that hold the gold quote.
@@ -290,10 +294,14 @@ pub struct RagMetrics {
     pub questions: usize,
     pub answerable: usize,
     pub unanswerable: usize,
-    /// (unfaithful shown claims + shown claims answering an unanswerable question, at least
-    /// one per such answer) / (shown claims + answered unanswerable questions without a
-    /// shown claim); a ratio over answers.
+    /// The definition: (shown claims not supported by the gold passages + shown
+    /// claims answering an unanswerable question, at least one per such answer) / (shown
+    /// claims + answered unanswerable questions without a shown claim); a ratio over
+    /// answers. A claim quoted faithfully from the wrong law counts.
     pub hallucination_rate: Option<Summary>,
+    /// The same ratio with only claims that their own cited passages do not contain (plus
+    /// answered unanswerables): what the verifier can catch without knowing the gold.
+    pub unfaithful_rate: Option<Summary>,
     /// Refused unanswerable questions / unanswerable questions.
     pub refusal_recall: Option<Summary>,
     /// Refused unanswerable questions / refused questions.
@@ -328,15 +336,19 @@ impl RagMetrics {
                 .collect();
             Summary::of(&values)
         };
-        let (mut bad, mut said) = (Vec::new(), Vec::new());
+        let (mut off_gold, mut unfaithful, mut said) = (Vec::new(), Vec::new(), Vec::new());
         for q in questions {
             let j = &q.judged;
-            let (b, d) = match (q.answerable, q.refused) {
-                (_, true) => (0, 0),
-                (true, false) => (j.unfaithful_claims, j.shown_claims),
-                (false, false) => (j.shown_claims.max(1), j.shown_claims.max(1)),
+            let (g, u, d) = match (q.answerable, q.refused) {
+                (_, true) => (0, 0, 0),
+                (true, false) => (j.off_gold_claims, j.unfaithful_claims, j.shown_claims),
+                (false, false) => {
+                    let n = j.shown_claims.max(1);
+                    (n, n, n)
+                }
             };
-            bad.push(b as f64);
+            off_gold.push(g as f64);
+            unfaithful.push(u as f64);
             said.push(d as f64);
         }
         let answered: Vec<&QuestionRecord> = questions
@@ -356,7 +368,8 @@ impl RagMetrics {
             questions: questions.len(),
             answerable: questions.iter().filter(|q| q.answerable).count(),
             unanswerable: questions.iter().filter(|q| !q.answerable).count(),
-            hallucination_rate: Summary::ratio(&bad, &said),
+            hallucination_rate: Summary::ratio(&off_gold, &said),
+            unfaithful_rate: Summary::ratio(&unfaithful, &said),
             refusal_recall: mean_of("refusal_recall"),
             refusal_precision: Summary::of(&refused),
             coverage: mean_of("coverage"),
@@ -384,9 +397,10 @@ impl RagMetrics {
     }
 
     /// The figures with standard errors, in the order `results.json` lists them.
-    pub fn summaries(&self) -> [(&'static str, Option<Summary>); 9] {
+    pub fn summaries(&self) -> [(&'static str, Option<Summary>); 10] {
         [
             ("hallucination_rate", self.hallucination_rate),
+            ("unfaithful_rate", self.unfaithful_rate),
             ("refusal_recall", self.refusal_recall),
             ("refusal_precision", self.refusal_precision),
             ("coverage", self.coverage),
@@ -513,6 +527,7 @@ pub(crate) mod tests {
         let judged = Judged {
             shown_claims: claims,
             unfaithful_claims: 0,
+            off_gold_claims: if answerable && gold == 0 { claims } else { 0 },
             citations: claims,
             gold_citations: gold,
             gold_recall: if gold > 0 { 1.0 } else { 0.0 },
@@ -548,6 +563,7 @@ pub(crate) mod tests {
     fn figures_follow_their_definitions() {
         let mut unfaithful = question("a1", true, false, 2, 1, 0.9);
         unfaithful.judged.unfaithful_claims = 1;
+        unfaithful.judged.off_gold_claims = 1;
         let items = vec![
             unfaithful,
             question("a2", true, false, 1, 0, 0.1),
@@ -557,8 +573,10 @@ pub(crate) mod tests {
         ];
         let m = RagMetrics::of(&items, &[]);
         assert_eq!((m.questions, m.answerable, m.unanswerable), (5, 3, 2));
-        // Shown claims 2 + 1 + 1 = 4; bad: one unfaithful + one answering u2.
-        assert!(close(m.hallucination_rate.unwrap().mean, 0.5));
+        // Shown claims 2 + 1 + 1 = 4; off the gold: one unfaithful, a2's one (its only
+        // citation is not gold) and one answering u2; unfaithful: a1's and u2's.
+        assert!(close(m.hallucination_rate.unwrap().mean, 0.75));
+        assert!(close(m.unfaithful_rate.unwrap().mean, 0.5));
         assert!(close(m.refusal_recall.unwrap().mean, 0.5));
         // Refused: a3 (answerable), u1 (unanswerable).
         assert!(close(m.refusal_precision.unwrap().mean, 0.5));

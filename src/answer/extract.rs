@@ -1,5 +1,9 @@
 //! Extractive answers: the packed passages' sentences that cover the question best, quoted
-//! verbatim with their passage numbers (instruction-like sentences are never quoted).
+//! verbatim with their passage numbers (instruction-like sentences are never quoted). A
+//! statute's rule and its proviso (the next sentence, "다만, …") are quoted together, so an
+//! answer never states a rule without its exception, or an exception without its rule; a
+//! sentence that only introduces a list ("…은 다음 각 호와 같다.") is quoted with the list
+//! item that covers the question best.
 
 use super::guard::is_instruction;
 use super::retrieve::{QuestionTerms, Scored};
@@ -19,17 +23,28 @@ pub fn best_sentences(
     packed: &[&Scored],
     config: &AnswerConfig,
 ) -> Result<Vec<CitedSentence>> {
-    let mut candidates: Vec<(f32, usize, String)> = Vec::new();
-    for (i, s) in packed.iter().enumerate().take(config.quote_passages.max(1)) {
-        for sentence in sentences(&s.hit.text) {
-            if sentence.chars().count() < MIN_SENTENCE_CHARS || is_instruction(&sentence) {
+    let quotable = |t: &str| t.chars().count() >= MIN_SENTENCE_CHARS && !is_instruction(t);
+    let passages: Vec<Vec<String>> = packed
+        .iter()
+        .take(config.quote_passages.max(1))
+        .map(|s| sentences(&s.hit.text))
+        .collect();
+    // (score, passage number, sentence index), and each sentence's question-term coverage
+    let mut candidates: Vec<(f32, usize, usize)> = Vec::new();
+    let mut coverage: Vec<Vec<f32>> = Vec::with_capacity(passages.len());
+    for (i, (s, list)) in packed.iter().zip(&passages).enumerate() {
+        let mut covered = vec![0.0; list.len()];
+        for (j, sentence) in list.iter().enumerate() {
+            if !quotable(sentence) {
                 continue;
             }
-            let present: HashSet<String> = index.analyse(&sentence)?.into_iter().collect();
+            let present: HashSet<String> = index.analyse(sentence)?.into_iter().collect();
+            covered[j] = terms.coverage(&present);
             let w = config.sentence_weight;
-            let score = w * terms.coverage(&present) + (1.0 - w) * s.relevance;
-            candidates.push((score, i + 1, sentence));
+            let score = w * covered[j] + (1.0 - w) * s.relevance;
+            candidates.push((score, i + 1, j));
         }
+        coverage.push(covered);
     }
     // Stable sort: among equals, the better passage and the earlier sentence win.
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -37,19 +52,63 @@ pub fn best_sentences(
         return Ok(Vec::new());
     };
     let mut chosen: Vec<CitedSentence> = Vec::new();
-    for (score, n, sentence) in candidates {
-        if chosen.len() >= config.max_quotes.max(1) || score < config.quote_ratio * best {
+    let mut quotes = 0;
+    for (score, n, j) in candidates {
+        if quotes >= config.max_quotes.max(1) || score < config.quote_ratio * best {
             break;
         }
-        if chosen.iter().any(|c| c.text == sentence) {
+        let list = &passages[n - 1];
+        if chosen.iter().any(|c| c.text == list[j]) {
             continue;
         }
-        chosen.push(CitedSentence {
-            text: sentence,
-            citations: vec![n],
-        });
+        quotes += 1;
+        let mut quoted = with_proviso(list, j);
+        if is_list_intro(&list[j]) {
+            // the item after the introduction that covers the question best, if any does
+            let item = (j + 1..list.len())
+                .filter(|&k| coverage[n - 1][k] > 0.0)
+                .max_by(|&a, &b| coverage[n - 1][a].total_cmp(&coverage[n - 1][b]));
+            quoted.extend(item.filter(|k| !quoted.contains(k)));
+        }
+        for k in quoted {
+            if quotable(&list[k]) && !chosen.iter().any(|c| c.text == list[k]) {
+                chosen.push(CitedSentence {
+                    text: list[k].clone(),
+                    citations: vec![n],
+                });
+            }
+        }
     }
     Ok(chosen)
+}
+
+/// Whether a sentence is a statute's proviso, which qualifies the sentence before it.
+fn is_proviso(sentence: &str) -> bool {
+    sentence.trim_start().starts_with("다만")
+}
+
+/// Whether a sentence only introduces the list that follows it ("다음 각 호와 같다",
+/// "다음과 같다"): on its own it answers nothing.
+fn is_list_intro(sentence: &str) -> bool {
+    let s = sentence.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
+    s.ends_with("다음 각 호와 같다")
+        || s.ends_with("다음과 같다")
+        || s.ends_with("다음 각 호와 같습니다")
+        || s.ends_with("다음과 같습니다")
+}
+
+/// Sentence `j` of `list` with the rule it qualifies (when it is a proviso) or the proviso
+/// that qualifies it (when the next sentence is one), in reading order.
+fn with_proviso(list: &[String], j: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(2);
+    if is_proviso(&list[j]) && j > 0 {
+        out.push(j - 1);
+    }
+    out.push(j);
+    if list.get(j + 1).is_some_and(|next| is_proviso(next)) {
+        out.push(j + 1);
+    }
+    out
 }
 
 /// The sentence of `text` that covers the question best (for showing a closest passage).
@@ -63,4 +122,30 @@ pub fn closest_sentence(index: &Index, terms: &QuestionTerms, text: &str) -> Res
         }
     }
     Ok(best.map(|b| b.1).unwrap_or_else(|| text.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_and_its_proviso_go_together() {
+        let list: Vec<String> = [
+            "① 영업자는 건강진단을 받아야 한다.",
+            "다만, 완전 포장된 식품을 판매하는 사람은 제외한다.",
+            "② 그 밖의 사항은 총리령으로 정한다.",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(with_proviso(&list, 0), vec![0, 1]);
+        assert_eq!(with_proviso(&list, 1), vec![0, 1]);
+        assert_eq!(with_proviso(&list, 2), vec![2]);
+    }
+
+    #[test]
+    fn list_introductions_are_recognised() {
+        assert!(is_list_intro("② 교육 시간은 다음 각 호와 같다."));
+        assert!(is_list_intro("이 법에서 사용하는 용어의 뜻은 다음과 같다."));
+        assert!(!is_list_intro("영업자는 6시간의 교육을 받아야 한다."));
+    }
 }

@@ -67,9 +67,12 @@ pub struct RagReport {
     pub questions: usize,
     pub answerable: usize,
     pub unanswerable: usize,
-    /// (unfaithful shown claims + shown claims of answered unanswerable questions) / shown
-    /// claims; an answered unanswerable question with no claims counts one.
+    /// (shown claims not supported by the gold document's passages + shown claims of
+    /// answered unanswerable questions) / shown claims; an answered unanswerable question
+    /// with no claims counts one.
     pub hallucination_rate: f64,
+    /// As `hallucination_rate`, counting only claims their own citations do not contain.
+    pub unfaithful_rate: f64,
     /// Unanswerable questions refused / unanswerable questions.
     pub refusal_recall: f64,
     /// Unanswerable questions refused / questions refused.
@@ -105,6 +108,7 @@ impl RagReport {
             answerable: m.answerable,
             unanswerable: m.unanswerable,
             hallucination_rate: mean(m.hallucination_rate),
+            unfaithful_rate: mean(m.unfaithful_rate),
             refusal_recall: mean(m.refusal_recall),
             refusal_precision: mean(m.refusal_precision),
             coverage: mean(m.coverage),
@@ -224,9 +228,27 @@ pub fn judge(q: &Question, a: &Answer, role: Role) -> QuestionRecord {
         }
         _ => 0.0,
     };
+    let gold_numbers: Vec<usize> = a
+        .citations
+        .iter()
+        .filter(|c| q.gold_doc.as_deref() == Some(c.doc.as_str()))
+        .map(|c| c.n)
+        .collect();
     let judged = Judged {
         shown_claims: claims.iter().filter(|c| c.shown).count(),
         unfaithful_claims: claims.iter().filter(|c| c.faithful == Some(false)).count(),
+        off_gold_claims: if q.answerable {
+            claims
+                .iter()
+                .filter(|c| {
+                    c.shown
+                        && (c.faithful == Some(false)
+                            || !c.citations.iter().any(|n| gold_numbers.contains(n)))
+                })
+                .count()
+        } else {
+            0
+        },
         citations: if answered { citations.len() } else { 0 },
         gold_citations: if answered {
             citations.iter().filter(|c| c.holds_gold).count()

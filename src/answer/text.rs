@@ -18,18 +18,28 @@ pub struct CitedSentence {
 pub fn sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
+    // A full stop inside parentheses ("제조(가공을 포함한다. 이하 같다)") ends no sentence.
+    let mut depth = 0usize;
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         if is_paragraph_mark(c) && !current.trim().is_empty() {
             push_piece(&mut out, &mut current);
+            depth = 0;
         }
         if c == '\n' {
             push_piece(&mut out, &mut current);
+            depth = 0;
             continue;
         }
         current.push(c);
-        let ends =
-            matches!(c, '.' | '?' | '!' | '。') && chars.peek().is_none_or(|n| n.is_whitespace());
+        match c {
+            '(' | '（' => depth += 1,
+            ')' | '）' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        let ends = depth == 0
+            && matches!(c, '.' | '?' | '!' | '。')
+            && chars.peek().is_none_or(|n| n.is_whitespace());
         // "1." of a list item or "2024." of a date is no sentence end.
         let after_number = c == '.' && {
             let before: String = current.chars().rev().skip(1).take(5).collect();
@@ -180,6 +190,15 @@ mod tests {
             ]
         );
         assert_eq!(sentences("법률 제20000호, 2024. 1. 2. 개정").len(), 1);
+        assert_eq!(
+            sentences(
+                "1. \"건강기능식품\"이란 제조(가공을 포함한다. 이하 같다)한 식품을 말한다. 2. 끝."
+            ),
+            vec![
+                "1. \"건강기능식품\"이란 제조(가공을 포함한다. 이하 같다)한 식품을 말한다.",
+                "2. 끝."
+            ]
+        );
     }
 
     #[test]
