@@ -120,17 +120,11 @@ fn render(text: &str, matches: &[Range<usize>], window_chars: usize) -> String {
     out
 }
 
+/// Appends `s` escaped for HTML, as askama escapes template values.
 fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    use askama::filters::Escaper;
+    // writing into a String cannot fail
+    let _ = askama::filters::Html.write_escaped_str(out, s);
 }
 
 #[cfg(test)]
@@ -148,7 +142,7 @@ mod tests {
         let a = text.find("건강기능식품").unwrap();
         let b = text.rfind("식품").unwrap();
         let html = render(text, &[a..a + "건강기능식품".len(), b..b + 6], 240);
-        assert_eq!(html, "가&lt;나&gt; <b>건강기능식품</b> &amp; <b>식품</b>");
+        assert_eq!(html, "가&#60;나&#62; <b>건강기능식품</b> &#38; <b>식품</b>");
     }
 
     #[test]
