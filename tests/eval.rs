@@ -179,7 +179,8 @@ fn the_rag_suite_measures_the_assistant_and_gates_it() {
     };
     let pass = gate(
         "pass.toml",
-        "[rag]\nleaks = { max = 0 }\nhallucination_rate = { max = 0.5 }\n",
+        // the corpus lacks q001's and q007's gold laws, so only faithfulness is gated here
+        "[rag]\nleaks = { max = 0 }\nunfaithful_rate = { max = 0.5 }\n",
     );
     let fail = gate("fail.toml", "[rag]\nanswer_correctness = { min = 1.01 }\n");
 
@@ -207,6 +208,7 @@ fn the_rag_suite_measures_the_assistant_and_gates_it() {
     let rag = &results["results"]["rag"];
     for metric in [
         "hallucination_rate",
+        "unfaithful_rate",
         "refusal_precision",
         "coverage",
         "citation_precision",
