@@ -252,13 +252,19 @@ async fn chat_streams_a_cited_answer_and_shows_the_cited_passage(
     let panel = b.find("#passage").await?;
     ensure!(panel.is_displayed().await?, "#passage is there but hidden");
     let shown = squeeze(&panel.text().await?);
-    for field in ["title", "doc", "locator"] {
+    for field in ["title", "locator"] {
         let value = citation[field].as_str().unwrap_or_default();
         ensure!(
             shown.contains(&squeeze(value)),
             "#passage does not show the citation's {field} {value:?}; it shows {shown:?}"
         );
     }
+    // a citizen sees titles, not the storage keys of files
+    let key = citation["doc"].as_str().unwrap_or_default();
+    ensure!(
+        !shown.contains(&squeeze(key)),
+        "#passage shows the file key {key:?} to the public: {shown:?}"
+    );
     let mut marked = String::new();
     for mark in b.find_all("#passage mark").await? {
         marked.push_str(&mark.text().await?);
@@ -607,17 +613,20 @@ async fn an_admin_uploads_two_documents_and_they_become_searchable(
     let took = start.elapsed();
     let progress = b.find("#upload-progress").await?.text().await?;
     ensure!(!progress.contains("실패"), "an upload failed: {progress:?}");
+    // the document list refreshes itself when the job ends, without a reload
+    b.wait_until(
+        "table#documents lists the uploaded files",
+        &format!(
+            "(() => {{
+                const listed = document.querySelector('table#documents').textContent;
+                return {}.every(name => listed.includes(name));
+            }})()",
+            json!(names)
+        ),
+    )
+    .await?;
     b.screenshots(UPLOAD, "admin-uploaded", Some("#upload-progress"))
         .await?;
-
-    b.open("/admin").await?;
-    let listed = b.find("table#documents").await?.text().await?;
-    for name in &names {
-        ensure!(
-            listed.contains(name),
-            "table#documents does not list {name} after its upload: {listed:?}"
-        );
-    }
     for (_, query, title) in UPLOADED {
         let hits = search(b, query, None).await?;
         ensure!(

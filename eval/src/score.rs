@@ -176,10 +176,16 @@ impl Summary {
         Some(Summary { mean: r, stderr, n })
     }
 
-    /// The normal-approximation 95% interval, mean ± 1.96 · stderr.
+    /// The normal-approximation 95% interval, mean ± 1.96 · stderr, cut to [0, 1]: every
+    /// figure the suite summarises is a share or a mean of values in [0, 1] (accuracy, mc2,
+    /// rates), and an interval reaching below 0 or above 1 would claim impossible values.
     pub fn ci95(&self) -> Option<(f64, f64)> {
-        self.stderr
-            .map(|se| (self.mean - 1.96 * se, self.mean + 1.96 * se))
+        self.stderr.map(|se| {
+            (
+                (self.mean - 1.96 * se).clamp(0.0, 1.0),
+                (self.mean + 1.96 * se).clamp(0.0, 1.0),
+            )
+        })
     }
 
     /// Puts `name`, `name_stderr` and `name_ci95` into a task's entry of `results.json`
@@ -268,7 +274,7 @@ mod tests {
         assert!(close(s.mean, 0.75));
         assert!(close(s.stderr.unwrap(), 0.25));
         let (lo, hi) = s.ci95().unwrap();
-        assert!(close(lo, 0.75 - 0.49) && close(hi, 0.75 + 0.49));
+        assert!(close(lo, 0.75 - 0.49) && close(hi, 1.0), "cut at 1");
         assert_eq!(Summary::of(&[1.0]).unwrap().stderr, None);
         assert_eq!(Summary::of(&[]), None);
     }
@@ -298,7 +304,8 @@ mod tests {
             .insert_into(&mut map, "acc");
         assert_eq!(map["acc"], Value::from(0.75));
         assert_eq!(map["acc_stderr"], Value::from(0.25));
-        assert_eq!(map["acc_ci95"][1], Value::from(0.75 + 0.49));
+        assert_eq!(map["acc_ci95"][0], Value::from(0.75 - 0.49));
+        assert_eq!(map["acc_ci95"][1], Value::from(1.0));
         Summary::of(&[1.0]).unwrap().insert_into(&mut map, "one");
         assert_eq!(map["one_stderr"], Value::Null);
         assert_eq!(map["one_ci95"], Value::Null);

@@ -111,12 +111,23 @@ fn with_proviso(list: &[String], j: usize) -> Vec<usize> {
     out
 }
 
-/// The sentence of `text` that covers the question best (for showing a closest passage).
-pub fn closest_sentence(index: &Index, terms: &QuestionTerms, text: &str) -> Result<String> {
+/// The sentence of `text` that covers the question best (for showing a closest passage);
+/// a line that only repeats the passage's `title`, a metadata line such as a letter's
+/// "구분: … | 공고일: …" or a heading such as "요약:" is taken only when there is nothing else.
+pub fn closest_sentence(
+    index: &Index,
+    terms: &QuestionTerms,
+    text: &str,
+    title: &str,
+) -> Result<String> {
     let mut best: Option<(f32, String)> = None;
     for sentence in sentences(text) {
         let present: HashSet<String> = index.analyse(&sentence)?.into_iter().collect();
-        let score = terms.coverage(&present);
+        let aside = sentence.trim() == title.trim()
+            || sentence.contains(" | ")
+            || sentence.chars().count() < MIN_SENTENCE_CHARS;
+        // below any sentence of the text proper, whatever it covers
+        let score = terms.coverage(&present) - if aside { 2.0 } else { 0.0 };
         if best.as_ref().is_none_or(|b| score > b.0) {
             best = Some((score, sentence));
         }

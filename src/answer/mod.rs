@@ -448,7 +448,7 @@ impl Answerer<'_> {
             .take(CLOSEST_PASSAGES)
             .enumerate()
             .map(|(i, s)| {
-                let quote = extract::closest_sentence(self.index, terms, &s.hit.text)
+                let quote = extract::closest_sentence(self.index, terms, &s.hit.text, &s.hit.title)
                     .unwrap_or_else(|_| s.hit.text.chars().take(160).collect());
                 citation(i + 1, s, &quote, public)
             })
@@ -461,7 +461,13 @@ impl Answerer<'_> {
         let searched = format!("{scope}에서 \"{}\"", searched_words(&terms.terms));
         let listed: Vec<String> = closest
             .iter()
-            .map(|c| format!("[{}] {} ({})", c.n, c.title, c.locator))
+            .map(|c| {
+                if c.locator.is_empty() || c.locator == c.title {
+                    format!("[{}] {}", c.n, c.title)
+                } else {
+                    format!("[{}] {} ({})", c.n, c.title, c.locator)
+                }
+            })
             .collect();
         let closest_text = if listed.is_empty() {
             String::new()

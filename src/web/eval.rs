@@ -112,7 +112,9 @@ fn metric_rows(run: &Run, gate: &Gate) -> Vec<MetricRow> {
             let ci95 = metrics
                 .get(&format!("{metric}_ci95"))
                 .and_then(|v| v.as_array())
-                .and_then(|a| Some((a.first()?.as_f64()?, a.get(1)?.as_f64()?)));
+                .and_then(|a| Some((a.first()?.as_f64()?, a.get(1)?.as_f64()?)))
+                // runs written before intervals were cut to [0, 1]
+                .map(|(lo, hi)| (lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)));
             let stderr = metrics
                 .get(&format!("{metric}_stderr"))
                 .and_then(|v| v.as_f64());

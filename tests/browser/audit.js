@@ -83,6 +83,46 @@ for (const e of document.body.querySelectorAll('*')) {
   }
 }
 
+// The focus ring (WCAG 2.2 non-text contrast, 3:1) of every visible focusable thing against
+// the background around it, from the stylesheets' :focus-visible rules (the last rule that
+// applies wins, as our stylesheet orders general before specific).
+const rings = [];
+for (const sheet of document.styleSheets) {
+  let rules;
+  try { rules = sheet.cssRules; } catch { continue; }
+  for (const rule of rules) {
+    if (rule.selectorText && rule.selectorText.includes(':focus-visible') && rule.style.outlineColor) {
+      rings.push([rule.selectorText.replace(/:focus-visible/g, '').trim() || '*', rule.style.outlineColor]);
+    }
+  }
+}
+const probe = document.createElement('span');
+document.body.append(probe);
+const resolve = (colour) => { probe.style.color = colour; return parse(getComputedStyle(probe).color); };
+for (const control of document.querySelectorAll('button, a[href], input, select, textarea, summary')) {
+  if (!visible(control)) continue;
+  const applies = rings.filter(([sel]) => sel.split(',').some((one) => {
+    const scope = one.trim();
+    try { return scope === '*' || control.matches(scope) || control.matches(scope + ' *'); } catch { return false; }
+  }));
+  if (!applies.length) continue;
+  const drawn = resolve(applies[applies.length - 1][1]);
+  const bg = background(control.parentElement || control);
+  if (!drawn || !bg) continue;
+  const [l1, l2] = [luminance(over(drawn, bg)), luminance(bg)].sort((a, b) => b - a);
+  const ratio = (l1 + 0.05) / (l2 + 0.05);
+  if (ratio < 3 && low++ < 8) {
+    problems.push(`${describe(control)}: focus ring ${ratio.toFixed(2)}:1 on rgb(${bg.slice(0, 3).map(Math.round).join(', ')}), needs 3:1`);
+  }
+}
+probe.remove();
+
+// On a phone the sticky question box leaves the answer most of the screen.
+const ask = document.querySelector('form.ask');
+if (ask && visible(ask) && innerWidth <= 480 && ask.getBoundingClientRect().height > innerHeight / 5) {
+  problems.push(`at ${innerWidth}×${innerHeight} px form.ask is ${Math.round(ask.getBoundingClientRect().height)} px tall, more than a fifth of the screen`);
+}
+
 if (innerWidth <= 480 && document.documentElement.scrollWidth > innerWidth + 1) {
   const wide = [...document.body.querySelectorAll('*')]
     .filter((e) => visible(e) && e.getBoundingClientRect().right > innerWidth + 1)

@@ -81,10 +81,18 @@ function setupChat() {
     return out;
   }
 
+  /** A citation's document title and place, each once (a letter's locator is its title). */
+  function sourceLabel(c) {
+    return c.locator && c.locator !== c.title ? `${c.title} ${c.locator}` : c.title;
+  }
+
+  /** Officials and admins see storage keys; citizens see titles only. */
+  const official = () => ($('#current-role')?.dataset.role || 'public') !== 'public';
+
   function citeLink(c, label) {
     const a = el('a', {
       class: 'cite', href: passageHref(c), dataset: { n: String(c.n) },
-      title: `출처 ${c.n}: ${c.title} ${c.locator}`,
+      title: `출처 ${c.n}: ${sourceLabel(c)}`,
     }, label || `[${c.n}]`);
     a.citation = c;
     return a;
@@ -107,8 +115,9 @@ function setupChat() {
 
   function openPassage(c, opener) {
     $('#passage-title').textContent = c.title;
-    $('#passage-doc').textContent = c.doc;
-    $('#passage-locator').textContent = c.locator;
+    const place = [official() ? c.doc : '', c.locator !== c.title ? c.locator : ''].filter(Boolean);
+    $('#passage-meta').textContent = place.join(' · ');
+    $('#passage-meta').hidden = place.length === 0;
     const body = $('#passage-text');
     body.replaceChildren();
     const range = c.quote ? findQuote(c.text, c.quote) : null;
@@ -175,11 +184,13 @@ function setupChat() {
       const refusal = el('div', { class: 'refusal' });
       const phrase = '찾은 문서에서 답을 확인할 수 없습니다';
       if (!answer.answer.includes(phrase)) refusal.append(el('p', { class: 'refusal-title' }, phrase));
-      refusal.append(el('div', { class: 'answer-text' }, answer.answer));
+      // The text names the closest passages ([n] title); the list adds each one's closest
+      // sentence, so every passage is named once and opens from its number.
+      refusal.append(citedText(answer.answer, answer.citations));
       if (answer.citations.length) {
-        refusal.append(el('p', { class: 'refusal-title' }, '가장 가까운 문서'),
+        refusal.append(el('p', { class: 'refusal-title' }, '가장 가까운 문장'),
           el('ol', { class: 'sources closest' }, answer.citations.map((c) =>
-            el('li', {}, citeLink(c, `${c.title} ${c.locator}`), c.quote ? ` — ${c.quote}` : ''))));
+            el('li', { value: String(c.n) }, citeLink(c, c.quote || sourceLabel(c))))));
       }
       body.append(refusal);
     } else {
@@ -187,7 +198,8 @@ function setupChat() {
       if (answer.citations.length) {
         body.append(el('p', { class: 'hint' }, '출처'),
           el('ol', { class: 'sources' }, answer.citations.map((c) =>
-            el('li', { value: String(c.n) }, citeLink(c, `${c.title} ${c.locator}`), ` (${c.doc})`))));
+            el('li', { value: String(c.n) }, citeLink(c, sourceLabel(c)),
+              official() ? ` (${c.doc})` : ''))));
       }
     }
     body.append(feedbackBox(question, answer));
@@ -329,7 +341,9 @@ function setupAdmin() {
       j.items.forEach((item) => row(job, item));
       if (j.state === 'done' || j.state === 'failed') {
         if (j.error) progress.append(el('li', { dataset: { state: 'failed' } }, j.error));
-        status.textContent = '작업이 끝났습니다. 목록을 새로 보려면 페이지를 새로 고치세요.';
+        status.textContent = (await refreshDocuments())
+          ? '작업이 끝났습니다. 문서 목록을 새로 고쳤습니다.'
+          : '작업이 끝났습니다. 목록을 새로 보려면 페이지를 새로 고치세요.';
         return;
       }
       await new Promise((r) => setTimeout(r, 700));
@@ -363,27 +377,56 @@ function setupAdmin() {
   });
   $('#upload-form').addEventListener('submit', (e) => e.preventDefault());
 
-  $$('#documents button.reingest').forEach((b) => b.addEventListener('click', async () => {
-    const res = await fetch(`/api/admin/documents/${b.dataset.key.split('/').map(encodeURIComponent).join('/')}/reingest`, { method: 'POST' });
-    if (!res.ok) { status.textContent = await errorMessage(res); return; }
-    const { job } = await res.json();
-    status.textContent = `${b.dataset.key}을(를) 다시 색인합니다.`;
-    await watch(job);
-  }));
-  $$('#documents button.delete').forEach((b) => b.addEventListener('click', async () => {
-    if (!confirm(`${b.dataset.key}을(를) 색인에서 지울까요?`)) return;
-    const res = await fetch(`/api/admin/documents/${b.dataset.key.split('/').map(encodeURIComponent).join('/')}`, { method: 'DELETE' });
-    if (!res.ok) { status.textContent = await errorMessage(res); return; }
-    const { deleted } = await res.json();
-    deleted.forEach((k) => { const tr = $(`#documents tr[data-key="${CSS.escape(k)}"]`); if (tr) tr.remove(); });
-    status.textContent = `${deleted.join(', ')}을(를) 지웠습니다.`;
-  }));
+  /** The document list as the server renders it now (after an ingest or re-ingest). */
+  async function refreshDocuments() {
+    const res = await fetch('/admin');
+    if (!res.ok) return false;
+    const fresh = new DOMParser().parseFromString(await res.text(), 'text/html');
+    for (const sel of ['#documents-heading', '#documents tbody']) {
+      const now = $(sel);
+      const next = fresh.querySelector(sel);
+      if (!now || !next) return false;
+      now.replaceWith(document.adoptNode(next));
+    }
+    bindRows();
+    return true;
+  }
+
+  function bindRows() {
+    $$('#documents button.reingest').forEach((b) => b.addEventListener('click', async () => {
+      const res = await fetch(`/api/admin/documents/${b.dataset.key.split('/').map(encodeURIComponent).join('/')}/reingest`, { method: 'POST' });
+      if (!res.ok) { status.textContent = await errorMessage(res); return; }
+      const { job } = await res.json();
+      status.textContent = `${b.dataset.key}을(를) 다시 색인합니다.`;
+      await watch(job);
+    }));
+    $$('#documents button.delete').forEach((b) => b.addEventListener('click', async () => {
+      if (!confirm(`${b.dataset.key}을(를) 색인에서 지울까요?`)) return;
+      const res = await fetch(`/api/admin/documents/${b.dataset.key.split('/').map(encodeURIComponent).join('/')}`, { method: 'DELETE' });
+      if (!res.ok) { status.textContent = await errorMessage(res); return; }
+      const { deleted } = await res.json();
+      deleted.forEach((k) => { const tr = $(`#documents tr[data-key="${CSS.escape(k)}"]`); if (tr) tr.remove(); });
+      status.textContent = `${deleted.join(', ')}을(를) 지웠습니다.`;
+    }));
+  }
+  bindRows();
+}
+
+/** On a phone, the filters fold away once there are results, so the results come first. */
+function setupSearch() {
+  const filters = $('#search-filters');
+  if (!filters) return;
+  const narrow = matchMedia('(max-width: 30rem)');
+  const fit = () => { filters.open = !(narrow.matches && $('.results-layout')); };
+  fit();
+  narrow.addEventListener('change', fit);
 }
 
 document.addEventListener('DOMContentLoaded', () => {
   setupLogout();
   const page = document.body.dataset.page;
   if (page === 'chat') setupChat();
+  else if (page === 'search') setupSearch();
   else if (page === 'login') setupLogin();
   else if (page === 'admin') setupAdmin();
 });
