@@ -59,6 +59,9 @@ seed() {
 }
 
 crashed=()
+summary=()
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 for target in $TARGETS; do
     seed "$target"
     extra=()
@@ -67,11 +70,20 @@ for target in $TARGETS; do
     features=()
     [ "$target" = api_json ] && features=(--features api)
     echo "== $target: ${SECONDS_EACH}s"
+    status=ok
     if ! cargo +nightly fuzz run "${features[@]}" "$target" "$ROOT/fuzz/corpus/$target" "${extra[@]}" -- \
-        -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1; then
+        -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        2>&1 | tee "$logs/$target"; then
         crashed+=("$target")
+        status=CRASH
     fi
+    final_stat() { grep -m1 "^stat::$1:" "$logs/$target" | awk '{print $2}'; }
+    cov=$(grep -o 'cov: [0-9]*' "$logs/$target" | tail -1 | awk '{print $2}')
+    summary+=("$(printf '%-18s %10s %8s %8s %8s %6s  %s' "$target" "$(final_stat number_of_executed_units)" \
+        "$(final_stat average_exec_per_sec)" "${cov:-?}" "$(final_stat new_units_added)" "$(final_stat peak_rss_mb)" "$status")")
 done
+printf '\n%-18s %10s %8s %8s %8s %6s  %s\n' target runs exec/s edges new-units rss-MB result
+printf '%s\n' "${summary[@]}"
 if [ ${#crashed[@]} -gt 0 ]; then
     echo "crashes in: ${crashed[*]} (see fuzz/artifacts/<target>/)" >&2
     exit 1
