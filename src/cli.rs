@@ -448,8 +448,7 @@ fn load_generator(config: &Config) -> Result<Option<crate::llm::engine::Engine>>
     if config.answer.mode != AnswerMode::Generative {
         return Ok(None);
     }
-    let path = config.llm.model_path(&config.cache_dir)?;
-    let llm = crate::llm::Llm::load(&path, config.llm.threads)?;
+    let llm = config.llm.load(&config.cache_dir, None, None)?;
     crate::llm::engine::Engine::start(llm, Default::default()).map(Some)
 }
 
@@ -466,11 +465,7 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
         json,
     } = which
     {
-        let path = match model {
-            Some(p) => p,
-            None => config.llm.model_path(&config.cache_dir)?,
-        };
-        let llm = crate::llm::Llm::load(&path, threads.unwrap_or(config.llm.threads))?;
+        let llm = config.llm.load(&config.cache_dir, model, threads)?;
         let r = crate::bench::generate(&llm, prompt_tokens, gen_tokens, repetitions)?;
         if json {
             println!(
@@ -752,7 +747,9 @@ fn eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
             )));
         }
         let model = crate::evaluate::model_info(&path)?;
-        let llm = crate::llm::Llm::load(&path, args.threads.unwrap_or(config.llm.threads))?;
+        let llm = config
+            .llm
+            .load(&config.cache_dir, Some(path), args.threads)?;
         let engine = crate::llm::engine::Engine::start(llm, Default::default())?;
         (Some(engine), model)
     } else {

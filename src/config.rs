@@ -146,6 +146,9 @@ pub struct LlmConfig {
     /// sha256 of `model`, checked before it is loaded (empty: not checked; the default model
     /// is always checked against its pinned hash).
     pub sha256: String,
+    /// Where the model computes: `cpu` (our own kernels, the default), or `cuda` / `cuda:N`
+    /// (candle's kernels on a GPU; needs a build with `--features cuda`).
+    pub device: String,
 }
 
 /// `anjeon eval`'s inputs that belong to a deployment rather than to one run.
@@ -298,6 +301,27 @@ impl LlmConfig {
             crate::llm::assets::verify_model(&path, &self.sha256)?;
         }
         Ok(path)
+    }
+
+    /// Loads `path` (or the configured model) with `threads` (or the configured number) on
+    /// the configured device.
+    pub fn load(
+        &self,
+        cache_dir: &Path,
+        path: Option<PathBuf>,
+        threads: Option<usize>,
+    ) -> Result<crate::llm::Llm> {
+        let placement = crate::llm::device::Placement::parse(&self.device)?;
+        let device = placement.device()?;
+        let path = match path {
+            Some(p) => p,
+            None => self.model_path(cache_dir)?,
+        };
+        let mut llm = crate::llm::Llm::load(&path, threads.unwrap_or(self.threads))?;
+        if let Some(device) = device {
+            llm.model.to_device(&device)?;
+        }
+        Ok(llm)
     }
 }
 

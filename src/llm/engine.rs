@@ -332,7 +332,7 @@ impl Worker {
                 let cache = self.take_cache(&prompt);
                 let started = Sequence::start(&self.llm, cache, &prompt, params).and_then(
                     |(mut seq, todo)| {
-                        let mut logits = self.llm.forward(&todo, seq.cache_mut(), Logits::Last)?;
+                        let mut logits = self.llm.prefill(&todo, seq.cache_mut())?;
                         let step = seq.step(&self.llm, &mut logits);
                         Ok((seq, step))
                     },

@@ -1,10 +1,12 @@
-//! Our LLM engine on the CPU: GGUF weights used in place ([`weight`]), the transformer forward
-//! pass ([`model`]), tokenizers ([`tokenizer`]), sampling ([`sample`]), and generation with
-//! stop sequences, streaming and prompt-prefix reuse ([`Llm`]).
+//! Our LLM engine: GGUF weights used in place ([`weight`]), the transformer forward pass on
+//! our CPU kernels ([`model`]) or on a candle device such as a CUDA GPU ([`device`]),
+//! tokenizers ([`tokenizer`]), sampling ([`sample`]), and generation with stop sequences,
+//! streaming and prompt-prefix reuse ([`Llm`]).
 
 pub mod assets;
 mod bpe;
 mod chat;
+pub mod device;
 pub mod engine;
 pub mod generator;
 pub mod gguf;
@@ -155,6 +157,21 @@ impl Llm {
             .install(|| self.model.forward(tokens, cache, logits))
     }
 
+    /// Runs the prompt tokens `todo` after what `cache` holds and returns the logits after the
+    /// last one. All but the last run as one prefill; the last runs alone, as a cached
+    /// prompt's last token does when the same prompt comes again (reuse keeps all but the
+    /// last token), so an identical request decodes identically whether or not its prefix
+    /// came from the cache (the one-row and many-row products round differently).
+    pub fn prefill(&self, todo: &[u32], cache: &mut Cache) -> Result<Vec<f32>> {
+        let Some((last, prefix)) = todo.split_last() else {
+            return Err(Error::InvalidInput("no tokens to run".into()));
+        };
+        if !prefix.is_empty() {
+            self.forward(prefix, cache, Logits::None)?;
+        }
+        self.forward(std::slice::from_ref(last), cache, Logits::Last)
+    }
+
     /// Generates a continuation of `prompt`, reusing whatever prefix of it `cache` already
     /// holds. `on_text` receives each piece of text as soon as it is final (never half a
     /// character, never part of a stop sequence) and returns `false` to cancel.
@@ -168,8 +185,13 @@ impl Llm {
         let taken = std::mem::replace(cache, self.model.new_cache());
         let (mut seq, todo) = Sequence::start(self, taken, prompt, params.clone())?;
         let mut input = todo;
+        let mut first = true;
         let outcome = loop {
-            let mut logits = match self.forward(&input, &mut seq.cache, Logits::Last) {
+            let logits = match std::mem::take(&mut first) {
+                true => self.prefill(&input, &mut seq.cache),
+                false => self.forward(&input, &mut seq.cache, Logits::Last),
+            };
+            let mut logits = match logits {
                 Ok(l) => l,
                 Err(e) => break Err(e),
             };
@@ -253,7 +275,7 @@ impl Llm {
     #[cfg(test)]
     fn forward_no_logits(&self, tokens: &[u32], cache: &mut Cache) -> Result<()> {
         if !tokens.is_empty() {
-            self.forward(tokens, cache, Logits::Last)?;
+            self.forward(tokens, cache, Logits::None)?;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! qwen2, qwen3), read from GGUF metadata, with a KV cache and causal (optionally sliding-window)
 //! attention computed block-wise by GEMM.
 
+use super::device::{self, DeviceKv, DeviceModel};
 use super::gguf::GgufFile;
 use super::safetensors::TensorSource;
 use super::weight::{SharedMut, Weight};
@@ -127,41 +128,46 @@ impl Config {
     }
 }
 
-struct Layer {
-    attn_norm: Vec<f32>,
-    q: Weight,
-    k: Weight,
-    v: Weight,
-    o: Weight,
-    q_bias: Option<Vec<f32>>,
-    k_bias: Option<Vec<f32>>,
-    v_bias: Option<Vec<f32>>,
-    q_norm: Option<Vec<f32>>,
-    k_norm: Option<Vec<f32>>,
-    post_attn_norm: Option<Vec<f32>>,
-    ffn_norm: Vec<f32>,
-    gate: Weight,
-    up: Weight,
-    down: Weight,
-    post_ffn_norm: Option<Vec<f32>>,
-    sliding: bool,
+pub(super) struct Layer {
+    pub(super) attn_norm: Vec<f32>,
+    pub(super) q: Weight,
+    pub(super) k: Weight,
+    pub(super) v: Weight,
+    pub(super) o: Weight,
+    pub(super) q_bias: Option<Vec<f32>>,
+    pub(super) k_bias: Option<Vec<f32>>,
+    pub(super) v_bias: Option<Vec<f32>>,
+    pub(super) q_norm: Option<Vec<f32>>,
+    pub(super) k_norm: Option<Vec<f32>>,
+    pub(super) post_attn_norm: Option<Vec<f32>>,
+    pub(super) ffn_norm: Vec<f32>,
+    pub(super) gate: Weight,
+    pub(super) up: Weight,
+    pub(super) down: Weight,
+    pub(super) post_ffn_norm: Option<Vec<f32>>,
+    pub(super) sliding: bool,
 }
 
-/// A loaded model: weights stay in the mapped file.
+/// A loaded model: weights stay in the mapped file (and, once moved to a device, are copied
+/// there too).
 pub struct Model {
     pub config: Config,
     embed: Weight,
-    layers: Vec<Layer>,
-    out_norm: Vec<f32>,
-    output: Weight,
+    pub(super) layers: Vec<Layer>,
+    pub(super) out_norm: Vec<f32>,
+    pub(super) output: Weight,
     rope_factors: Option<Vec<f32>>,
+    /// The copy that computes instead of our CPU kernels (see [`Model::to_device`]).
+    device: Option<DeviceModel>,
 }
 
-/// Per-sequence attention state: keys and values of every position seen so far.
+/// Per-sequence attention state: keys and values of every position seen so far (on the
+/// host, or on the model's device).
 #[derive(Clone)]
 pub struct Cache {
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
+    device_kv: DeviceKv,
     tokens: Vec<u32>,
 }
 
@@ -185,16 +191,38 @@ impl Cache {
         for buf in self.k.iter_mut().chain(self.v.iter_mut()) {
             buf.truncate(len * kv_dim);
         }
+        device::truncate(&mut self.device_kv, len);
+    }
+
+    pub(super) fn device_kv_mut(&mut self) -> &mut DeviceKv {
+        &mut self.device_kv
+    }
+
+    pub(super) fn push_tokens(&mut self, tokens: &[u32]) {
+        self.tokens.extend_from_slice(tokens);
     }
 }
 
 /// Which positions of a forward pass need logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Logits {
+    /// None (a prompt's prefix, whose keys and values are all that is wanted).
+    None,
     /// Only the last position (generation).
     Last,
     /// Every position (log-likelihood scoring).
     All,
+}
+
+impl Logits {
+    /// Which of `n` new positions get logits.
+    pub(super) fn rows(self, n: usize) -> std::ops::Range<usize> {
+        match self {
+            Logits::None => n..n,
+            Logits::Last => n - 1..n,
+            Logits::All => 0..n,
+        }
+    }
 }
 
 /// Query rows per attention block in prefill.
@@ -254,6 +282,7 @@ impl Model {
             output,
             rope_factors: opt_vec("rope_freqs.weight".to_string())?,
             config,
+            device: None,
         };
         model.check_shapes()?;
         Ok(model)
@@ -283,10 +312,23 @@ impl Model {
         }
     }
 
+    /// Moves the computation to `device` (weights are uploaded once). Caches made before
+    /// hold host keys and must not be used afterwards.
+    pub fn to_device(&mut self, device: &candle_core::Device) -> Result<()> {
+        self.device = Some(DeviceModel::upload(self, device)?);
+        Ok(())
+    }
+
+    /// The candle device the model computes on, if it was moved to one.
+    pub fn device(&self) -> Option<&candle_core::Device> {
+        self.device.as_ref().map(DeviceModel::device)
+    }
+
     pub fn new_cache(&self) -> Cache {
         Cache {
             k: vec![Vec::new(); self.config.layers],
             v: vec![Vec::new(); self.config.layers],
+            device_kv: vec![None; self.config.layers],
             tokens: Vec::new(),
         }
     }
@@ -328,18 +370,12 @@ impl Model {
                 )));
             }
         }
+        if let Some(device) = &self.device {
+            return device.forward_batch(self, batch, logits);
+        }
         let t: usize = batch.iter().map(|(tokens, _)| tokens.len()).sum();
         let h = c.hidden;
-        let mut x = vec![0f32; t * h];
-        for (row, &id) in x
-            .chunks_exact_mut(h)
-            .zip(batch.iter().flat_map(|(tokens, _)| tokens.iter()))
-        {
-            self.embed.row_into(id as usize, row);
-            if c.embed_scale != 1.0 {
-                row.iter_mut().for_each(|v| *v *= c.embed_scale);
-            }
-        }
+        let mut x = self.embed_rows(batch.iter().flat_map(|(tokens, _)| tokens.iter()));
         let positions: Vec<usize> = batch
             .iter()
             .flat_map(|(tokens, cache)| cache.len()..cache.len() + tokens.len())
@@ -422,22 +458,37 @@ impl Model {
         for (tokens, cache) in batch.iter_mut() {
             let n = tokens.len();
             cache.tokens.extend_from_slice(tokens);
-            let wanted = match logits {
-                Logits::Last => row + n - 1..row + n,
-                Logits::All => row..row + n,
-            };
-            let mut rows = x[wanted.start * h..wanted.end * h].to_vec();
-            kernels::rms_norm(&mut rows, &self.out_norm, c.eps);
+            let wanted = logits.rows(n);
             let mut out = vec![0f32; wanted.len() * c.vocab];
-            self.output.matmul(&rows, wanted.len(), &mut out);
+            if !wanted.is_empty() {
+                let mut rows = x[(row + wanted.start) * h..(row + wanted.end) * h].to_vec();
+                kernels::rms_norm(&mut rows, &self.out_norm, c.eps);
+                self.output.matmul(&rows, wanted.len(), &mut out);
+            }
             results.push(out);
             row += n;
         }
         Ok(results)
     }
 
+    /// The scaled embedding rows of `tokens` (ids checked by the caller), row-major.
+    pub(super) fn embed_rows<'a>(&self, tokens: impl Iterator<Item = &'a u32>) -> Vec<f32> {
+        let (h, scale) = (self.config.hidden, self.config.embed_scale);
+        let mut x = Vec::new();
+        for &id in tokens {
+            let start = x.len();
+            x.resize(start + h, 0.0);
+            let row = &mut x[start..];
+            self.embed.row_into(id as usize, row);
+            if scale != 1.0 {
+                row.iter_mut().for_each(|v| *v *= scale);
+            }
+        }
+        x
+    }
+
     /// cos/sin of every rotation angle at `positions`: `[positions][head_dim/2]` each.
-    fn rope_table(&self, base: f32, positions: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    pub(super) fn rope_table(&self, base: f32, positions: &[usize]) -> (Vec<f32>, Vec<f32>) {
         let half = self.config.head_dim / 2;
         let inv: Vec<f32> = (0..half)
             .map(|i| {

@@ -205,6 +205,11 @@ impl Weight {
         self.rows
     }
 
+    /// The stored bytes (GGUF block layout), e.g. to upload them to a device.
+    pub fn raw(&self) -> &[u8] {
+        &self.storage.bytes()[self.range.clone()]
+    }
+
     pub fn cols(&self) -> usize {
         self.cols
     }

@@ -20,7 +20,7 @@ use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::llm::engine::{Engine, EngineLimits};
-use crate::llm::{Generator, Llm};
+use crate::llm::Generator;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -52,8 +52,7 @@ pub struct AppState {
 impl AppState {
     /// Loads the configured model and the embedding model and starts the engine.
     pub fn load(config: &Config) -> Result<Self> {
-        let path = config.llm.model_path(&config.cache_dir)?;
-        let llm = Llm::load(&path, config.llm.threads)?;
+        let llm = config.llm.load(&config.cache_dir, None, None)?;
         let engine = Engine::start(llm, EngineLimits::default())?;
         let embedder = Embedder::from_cache(&config.cache_dir)?;
         Ok(AppState {

@@ -242,10 +242,11 @@ impl Sampling {
             return Err(invalid("top_p", "top_p must be in (0, 1]"));
         }
         let repeat_penalty = self.repetition_penalty.unwrap_or(1.0);
-        if repeat_penalty <= 0.0 {
+        // 1e39 is a valid JSON number that becomes an infinite f32
+        if !(repeat_penalty.is_finite() && repeat_penalty > 0.0) {
             return Err(invalid(
                 "repetition_penalty",
-                "repetition_penalty must be positive",
+                "repetition_penalty must be a positive finite number",
             ));
         }
         let stop = match &self.stop {
@@ -729,6 +730,11 @@ mod tests {
         assert!(check_request(
             "/v1/chat/completions",
             br#"{"model":"m","messages":[],"temperature":-1}"#
+        )
+        .is_err());
+        assert!(check_request(
+            "/v1/completions",
+            br#"{"model":"m","prompt":"x","repetition_penalty":1e39}"#
         )
         .is_err());
         // deterministic byte mutations of the valid bodies: errors or Ok, never a panic
