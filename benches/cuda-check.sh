@@ -17,11 +17,11 @@ cd "$(dirname "$0")/.."
 cache="${ANJEON_CACHE_DIR:-$PWD/.cache}"
 py="$cache/cuda/py13"
 root="$py/nvidia/cu13"
-if [ ! -x "$root/bin/nvcc" ]; then
-  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$py" \
+if [ ! -x "$root/bin/nvcc" ] || ! ls "$root"/lib/libnvrtc.so.* >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target "$py" \
     "nvidia-cuda-nvcc==13.5.37" "nvidia-cuda-runtime==13.5.37" "nvidia-cuda-crt==13.5.37" \
-    "nvidia-nvvm==13.5.37" "nvidia-cuda-cccl==13.3.5.0.6" "nvidia-cublas==13.10.0.20" \
-    "nvidia-curand==10.4.5.25"
+    "nvidia-nvvm==13.5.37" "nvidia-cuda-nvrtc==13.5.37" "nvidia-cuda-cccl==13.3.5.0.6" \
+    "nvidia-cublas==13.10.0.20" "nvidia-curand==10.4.5.25"
 fi
 "$root/bin/nvcc" --version | tail -2
 
@@ -31,9 +31,23 @@ for lib in "$root"/lib/lib*.so.*; do
   [ -e "$plain" ] || ln -s "$(basename "$lib")" "$plain"
 done
 
+# The driver library (libcuda) comes with the GPU driver, never from PyPI. To link without
+# one, build a stub as the toolkit's lib/stubs/libcuda.so is: every driver entry point that
+# cudarc declares, doing nothing, under the driver's soname; the real library replaces it
+# when the binary runs on a machine with a GPU.
+stubs="$cache/cuda/stubs"
+if [ ! -e "$stubs/libcuda.so" ]; then
+  cudarc=$(cargo metadata --locked --format-version 1 --features cuda |
+    python3 -c 'import json, sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "cudarc"))')
+  mkdir -p "$stubs"
+  grep -ohE "fn cu[A-Za-z0-9_]+\(" "$(dirname "$cudarc")/src/driver/sys/mod.rs" |
+    sed -E 's/fn (cu[A-Za-z0-9_]+)\(/void \1(void) {}/' | sort -u > "$stubs/libcuda.c"
+  gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stubs/libcuda.so" "$stubs/libcuda.c"
+fi
+
 export CUDA_ROOT="$root" CUDA_PATH="$root" CUDA_TOOLKIT_ROOT_DIR="$root"
 export PATH="$root/bin:$PATH"
-export LIBRARY_PATH="$root/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+export LIBRARY_PATH="$root/lib:$stubs${LIBRARY_PATH:+:$LIBRARY_PATH}"
 export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
 # cudarc picks its bindings by version; 13.4 is the newest it knows (nvcc is 13.5)
 export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13040}"

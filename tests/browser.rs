@@ -664,6 +664,18 @@ async fn the_eval_page_charts_the_latest_run(_site: &Site, b: &Browser) -> Resul
         "/eval does not show kobest_copa's accuracy 0.4 (40%): {text:?}"
     );
     b.screenshots(EVAL, "eval", None).await?;
+    // on a phone the chart with its labels above the bars shows, and fits the screen
+    b.emulate(chromium::PHONE).await?;
+    let fit = b
+        .js("const s = [...document.querySelectorAll('svg.chart')].find(e => e.getClientRects().length > 0); \
+             return s ? [s.getBoundingClientRect().width, document.documentElement.clientWidth, s.closest('.chart-narrow') !== null] : null;")
+        .await?;
+    b.emulate(chromium::DESKTOP).await?;
+    let (width, screen, narrow) = (fit[0].as_f64(), fit[1].as_f64(), fit[2].as_bool());
+    ensure!(
+        narrow == Some(true) && width <= screen,
+        "on a phone the eval chart should be the narrow one and fit the screen: {fit}"
+    );
     Ok(())
 }
 

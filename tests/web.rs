@@ -467,6 +467,10 @@ fn the_web_pages_serve_each_role_what_it_may_read() {
     // the server's folders are not shown to the public
     let data_text = data.display().to_string();
     assert!(!eval.body.contains(&data_text), "{}", eval.body);
+    assert!(
+        !eval.body.contains("eval_dir"),
+        "nor the names of config keys"
+    );
     let items = get(&url, "/eval/run1/kobest_copa", None);
     assert_eq!(items.status, 200);
     assert!(

@@ -50,10 +50,43 @@ impl Status {
     }
 }
 
-const WIDTH: f64 = 680.0;
-const LABEL_WIDTH: f64 = 250.0;
+/// How labels and bars share the width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// 680 wide, each label left of its bar (screens, reports).
+    Wide,
+    /// 360 wide, each label above its bar (phones).
+    Narrow,
+}
+
+struct Geometry {
+    width: f64,
+    /// Where the value axis starts.
+    x0: f64,
+    row: f64,
+    label_above: bool,
+}
+
+impl Layout {
+    fn geometry(self) -> Geometry {
+        match self {
+            Layout::Wide => Geometry {
+                width: 680.0,
+                x0: 250.0,
+                row: 24.0,
+                label_above: false,
+            },
+            Layout::Narrow => Geometry {
+                width: 360.0,
+                x0: 8.0,
+                row: 40.0,
+                label_above: true,
+            },
+        }
+    }
+}
+
 const VALUE_WIDTH: f64 = 70.0;
-const ROW: f64 = 24.0;
 const BAR: f64 = 14.0;
 const TOP: f64 = 30.0;
 const AXIS: f64 = 26.0;
@@ -64,16 +97,31 @@ const LABEL_CHARS: usize = 34;
 /// holds every value, interval and threshold, starting at 0 (and 0..1 when everything is
 /// a proportion).
 pub fn chart_svg(title: &str, bars: &[Bar], domain: Option<(f64, f64)>) -> String {
+    chart_svg_with(Layout::Wide, title, bars, domain)
+}
+
+/// [`chart_svg`] in the given layout.
+pub fn chart_svg_with(
+    layout: Layout,
+    title: &str,
+    bars: &[Bar],
+    domain: Option<(f64, f64)>,
+) -> String {
+    let Geometry {
+        width,
+        x0,
+        row,
+        label_above,
+    } = layout.geometry();
     let (lo, hi) = domain.unwrap_or_else(|| auto_domain(bars));
     let span = if hi > lo { hi - lo } else { 1.0 };
-    let x0 = LABEL_WIDTH;
-    let x1 = WIDTH - VALUE_WIDTH;
+    let x1 = width - VALUE_WIDTH;
     let x = |v: f64| x0 + (v.clamp(lo, hi) - lo) / span * (x1 - x0);
-    let height = TOP + ROW * bars.len() as f64 + AXIS;
+    let height = TOP + row * bars.len() as f64 + AXIS;
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{t}" font-family="sans-serif" font-size="12">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{t}" font-family="sans-serif" font-size="12">"#,
         t = escape(title)
     );
     let _ = write!(
@@ -82,7 +130,7 @@ pub fn chart_svg(title: &str, bars: &[Bar], domain: Option<(f64, f64)>) -> Strin
         escape(title)
     );
     // Grid lines and tick labels.
-    let axis_y = TOP + ROW * bars.len() as f64;
+    let axis_y = TOP + row * bars.len() as f64;
     for tick in ticks(lo, hi) {
         let tx = x(tick);
         let _ = write!(
@@ -93,19 +141,27 @@ pub fn chart_svg(title: &str, bars: &[Bar], domain: Option<(f64, f64)>) -> Strin
         );
     }
     for (i, b) in bars.iter().enumerate() {
-        let top = TOP + ROW * i as f64;
-        let mid = top + ROW / 2.0;
+        let top = TOP + row * i as f64;
+        // with the label above, the bar takes the lower part of the row
+        let mid = if label_above {
+            top + row - BAR / 2.0 - 4.0
+        } else {
+            top + row / 2.0
+        };
         let mut tip = format!("{} = {}", b.label, number(b.value));
         if let Some((l, h)) = b.ci95 {
             let _ = write!(tip, " (95% CI {}–{})", number(l), number(h));
         }
         let _ = write!(s, "<g><title>{}</title>", escape(&tip));
+        let (lx, ly, anchor) = if label_above {
+            (x0, top + 13.0, "start")
+        } else {
+            (x0 - 8.0, mid + 4.0, "end")
+        };
         let _ = write!(
             s,
-            r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="end">{}</text>"#,
+            r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="{anchor}">{}</text>"#,
             escape(&cut(&b.label)),
-            lx = x0 - 8.0,
-            ly = mid + 4.0
         );
         if b.value.is_finite() {
             let (a, z) = (x(lo.max(0.0).min(hi)), x(b.value));
@@ -134,7 +190,7 @@ pub fn chart_svg(title: &str, bars: &[Bar], domain: Option<(f64, f64)>) -> Strin
                 s,
                 r##"<line x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#e08a00" stroke-width="2" stroke-dasharray="3 2"/>"##,
                 top + 1.0,
-                top + ROW - 1.0
+                top + row - 1.0
             );
         }
         let _ = write!(
@@ -299,6 +355,20 @@ mod tests {
         }
         // Balanced tags.
         assert_eq!(svg.matches("<g>").count(), svg.matches("</g>").count());
+    }
+
+    #[test]
+    fn the_narrow_layout_puts_labels_above_full_width_bars() {
+        let bars = [bar("kobest_copa acc", 0.5), bar("kobest_boolq acc", 1.0)];
+        let svg = chart_svg_with(Layout::Narrow, "점수", &bars, None);
+        assert!(svg.contains(r#"width="360""#), "{svg}");
+        // plot area 8..290: 0.5 → 149; labels start at the left edge, above their bars
+        assert!(
+            svg.contains(r#"<rect x="8.0" y="52.0" width="141.0""#),
+            "{svg}"
+        );
+        assert!(svg.contains(r#"<text x="8.0" y="43.0" text-anchor="start">kobest_copa acc"#));
+        assert!(svg.contains(r#"<text x="8.0" y="83.0" text-anchor="start">kobest_boolq acc"#));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::{render, HtmlError, Layout, PageCaller};
 use crate::error::{Error, Result};
 use crate::server::AppState;
-use anjeon_eval::chart::{chart_svg, number, Bar, Status};
+use anjeon_eval::chart::{chart_svg_with, number, Bar, Layout as ChartLayout, Status};
 use anjeon_eval::{Gate, Outcome, Results, SampleRecord};
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -222,8 +222,8 @@ pub struct EvalParams {
 #[template(path = "eval.html")]
 struct EvalPage {
     layout: Layout,
-    eval_dir: String,
-    gate_path: String,
+    /// The runs folder and the gate file, for admins.
+    folders: Option<(String, String)>,
     runs: Vec<RunView>,
     names: Vec<String>,
     comparison: Option<Comparison>,
@@ -240,10 +240,9 @@ fn run_view(run: &Run, gate: &Gate) -> RunView {
     } else {
         ("미달", "fail")
     };
-    let chart = chart_svg(
+    let chart = chart(
         &format!("{} 과제별 점수와 95% 신뢰구간", run.name),
         &bars(&rows, gate, ""),
-        None,
     );
     RunView {
         name: run.name.clone(),
@@ -313,13 +312,22 @@ fn compare(a: &Run, b: &Run, gate: &Gate) -> Comparison {
         b: b.name.clone(),
         a_model: a.results.model.id.clone(),
         b_model: b.results.model.id.clone(),
-        chart: chart_svg(
+        chart: chart(
             &format!("{} (A)와 {} (B) 비교", a.name, b.name),
             &chart_bars,
-            None,
         ),
         rows,
     }
+}
+
+/// The chart twice: labels beside the bars for wide screens, above them for phones (the
+/// stylesheet shows one).
+fn chart(title: &str, bars: &[Bar]) -> String {
+    format!(
+        r#"<div class="chart-wide">{}</div><div class="chart-narrow">{}</div>"#,
+        chart_svg_with(ChartLayout::Wide, title, bars, None),
+        chart_svg_with(ChartLayout::Narrow, title, bars, None)
+    )
 }
 
 fn eval_dir(state: &AppState) -> PathBuf {
@@ -358,19 +366,7 @@ pub async fn index(
     Ok(render(&EvalPage {
         layout: Layout::of(&caller, "eval"),
         // the server's folders are shown to admins only
-        eval_dir: if admin {
-            dir.display().to_string()
-        } else {
-            "web.eval_dir".into()
-        },
-        gate_path: if admin {
-            gate.path.display().to_string()
-        } else {
-            gate.path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        },
+        folders: admin.then(|| (dir.display().to_string(), gate.path.display().to_string())),
         runs: views,
         names,
         comparison,
