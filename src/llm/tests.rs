@@ -64,20 +64,23 @@ fn cached_batched_and_all_position_logits_agree() {
     assert_eq!(all.len(), ids.len() * vocab);
     let last = &all[(ids.len() - 1) * vocab..];
 
-    // the prompt in two pieces through the cache (decode path for the tail)
-    let mut cache = llm.model.new_cache();
-    let split = ids.len() - 2;
-    llm.forward(&ids[..split], &mut cache, Logits::Last)
-        .unwrap();
-    llm.forward(&ids[split..split + 1], &mut cache, Logits::Last)
+    assert_cache_and_batch_agree(llm, &ids, full_cache, last);
+}
+
+/// Logits after `ids` (`last`, from a full pass that left `cache`) come back the same when
+/// the cache is cut back two tokens and continued one token at a time (the decoding path),
+/// and when `ids` runs in one batch with a second, shorter sequence.
+fn assert_cache_and_batch_agree(llm: &Llm, ids: &[u32], mut cache: Cache, last: &[f32]) {
+    cache.truncate(ids.len() - 2, llm.model.kv_dim());
+    assert_eq!(cache.len(), ids.len() - 2);
+    llm.forward(&ids[ids.len() - 2..ids.len() - 1], &mut cache, Logits::Last)
         .unwrap();
     let stepped = llm
-        .forward(&ids[split + 1..], &mut cache, Logits::Last)
+        .forward(&ids[ids.len() - 1..], &mut cache, Logits::Last)
         .unwrap();
     assert!(cosine(last, &stepped) > 0.999);
     assert_eq!(sample::argmax(last), sample::argmax(&stepped));
 
-    // two sequences of different lengths in one batch give what each gives alone
     let other = llm.encode("부적합 식품은 회수하여 폐기한다.").unwrap();
     let alone = llm
         .forward(&other, &mut llm.model.new_cache(), Logits::Last)
@@ -86,7 +89,7 @@ fn cached_batched_and_all_position_logits_agree() {
     let both = llm
         .install(|| {
             llm.model
-                .forward_batch(&mut [(&ids, &mut c1), (&other, &mut c2)], Logits::Last)
+                .forward_batch(&mut [(ids, &mut c1), (&other, &mut c2)], Logits::Last)
         })
         .unwrap();
     assert!(cosine(&both[0], last) > 0.9999);
@@ -466,12 +469,14 @@ fn byte_level_bpe_ids_equal_llama_cpp() {
 
 #[test]
 fn a_llama_architecture_chat_model_answers_through_its_template() {
+    assert_answers_through_the_template(Llm::load(&smollm2_path(), 2).unwrap());
+}
+
+/// SmolLM2 in `llm`, asked through its ChatML template, names the capital of France, and
+/// the end-of-turn token ends the answer without showing.
+fn assert_answers_through_the_template(llm: Llm) {
     use crate::llm::engine::{Engine, EngineLimits};
-    let engine = Engine::start(
-        Llm::load(&smollm2_path(), 2).unwrap(),
-        EngineLimits::default(),
-    )
-    .unwrap();
+    let engine = Engine::start(llm, EngineLimits::default()).unwrap();
     let prompt = Prompt::Chat(vec![ChatMessage {
         role: "user".into(),
         content: "What is the capital of France? Answer in one word.".into(),
@@ -482,7 +487,6 @@ fn a_llama_architecture_chat_model_answers_through_its_template() {
     };
     let out = engine.generate(&prompt, &params, &mut |_| true).unwrap();
     assert!(out.text.contains("Paris"), "{:?}", out.text);
-    // the template's end-of-turn token ends the answer, and never shows
     assert!(!out.text.contains("<|im_end|>"), "{:?}", out.text);
 }
 
@@ -736,6 +740,19 @@ mod on_device {
         llm
     }
 
+    /// The last position's logits of `ids` on the host and on the device: the same
+    /// distribution (cosine) and the same most likely next token.
+    fn assert_same_next_token(host: &Llm, dev: &Llm, ids: &[u32]) {
+        let a = host
+            .forward(ids, &mut host.model.new_cache(), Logits::Last)
+            .unwrap();
+        let b = dev
+            .forward(ids, &mut dev.model.new_cache(), Logits::Last)
+            .unwrap();
+        assert!(cosine(&a, &b) > 0.97, "cosine {}", cosine(&a, &b));
+        assert_eq!(sample::argmax(&a), sample::argmax(&b));
+    }
+
     #[test]
     fn gemma3_on_a_device_gives_our_logits_and_generates_korean() {
         let host = llm();
@@ -759,41 +776,13 @@ mod on_device {
         assert!(same_top * 10 >= ids.len() * 9, "{same_top}/{}", ids.len());
         let last = &theirs[(ids.len() - 1) * vocab..];
 
-        // the device cache: cut back to a shared prefix and continued, one token at a time
-        cache.truncate(ids.len() - 2, dev.model.kv_dim());
-        assert_eq!(cache.len(), ids.len() - 2);
-        dev.forward(&ids[ids.len() - 2..ids.len() - 1], &mut cache, Logits::Last)
-            .unwrap();
-        let stepped = dev
-            .forward(&ids[ids.len() - 1..], &mut cache, Logits::Last)
-            .unwrap();
-        assert!(cosine(last, &stepped) > 0.999);
-        assert_eq!(sample::argmax(last), sample::argmax(&stepped));
-
-        // two sequences in one batch give what each gives alone
-        let other = dev.encode("부적합 식품은 회수하여 폐기한다.").unwrap();
-        let alone = dev
-            .forward(&other, &mut dev.model.new_cache(), Logits::Last)
-            .unwrap();
-        let (mut c1, mut c2) = (dev.model.new_cache(), dev.model.new_cache());
-        let both = dev
-            .model
-            .forward_batch(&mut [(&ids, &mut c1), (&other, &mut c2)], Logits::Last)
-            .unwrap();
-        assert!(cosine(&both[0], last) > 0.9999);
-        assert!(cosine(&both[1], &alone) > 0.9999);
+        // the device cache cut back and continued, and batching, on the device
+        assert_cache_and_batch_agree(&dev, &ids, cache, last);
 
         // beyond the 512-token sliding window of gemma3's local layers
         let long = host.encode(&PROMPT.repeat(16)).unwrap();
         assert!(long.len() > 600, "{}", long.len());
-        let a = host
-            .forward(&long, &mut host.model.new_cache(), Logits::Last)
-            .unwrap();
-        let b = dev
-            .forward(&long, &mut dev.model.new_cache(), Logits::Last)
-            .unwrap();
-        assert!(cosine(&a, &b) > 0.97, "cosine {}", cosine(&a, &b));
-        assert_eq!(sample::argmax(&a), sample::argmax(&b));
+        assert_same_next_token(host, &dev, &long);
 
         // the engine (queue, batching, prefix reuse, streaming) runs on the device unchanged
         let engine = Engine::start(dev, EngineLimits::default()).unwrap();
@@ -825,24 +814,7 @@ mod on_device {
         let host = Llm::load(&path, 2).unwrap();
         let dev = on_candle_cpu(&path);
         let ids = host.encode("The capital of France is").unwrap();
-        let a = host
-            .forward(&ids, &mut host.model.new_cache(), Logits::Last)
-            .unwrap();
-        let b = dev
-            .forward(&ids, &mut dev.model.new_cache(), Logits::Last)
-            .unwrap();
-        assert!(cosine(&a, &b) > 0.97, "cosine {}", cosine(&a, &b));
-        assert_eq!(sample::argmax(&a), sample::argmax(&b));
-        let engine = Engine::start(dev, EngineLimits::default()).unwrap();
-        let prompt = Prompt::Chat(vec![ChatMessage {
-            role: "user".into(),
-            content: "What is the capital of France? Answer in one word.".into(),
-        }]);
-        let params = GenerateParams {
-            max_tokens: 8,
-            ..Default::default()
-        };
-        let out = engine.generate(&prompt, &params, &mut |_| true).unwrap();
-        assert!(out.text.contains("Paris"), "{:?}", out.text);
+        assert_same_next_token(&host, &dev, &ids);
+        assert_answers_through_the_template(dev);
     }
 }
