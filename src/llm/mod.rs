@@ -184,23 +184,20 @@ impl Llm {
     ) -> Result<Generation> {
         let taken = std::mem::replace(cache, self.model.new_cache());
         let (mut seq, todo) = Sequence::start(self, taken, prompt, params.clone())?;
-        let mut input = todo;
-        let mut first = true;
+        let mut logits = self.prefill(&todo, &mut seq.cache);
         let outcome = loop {
-            let logits = match std::mem::take(&mut first) {
-                true => self.prefill(&input, &mut seq.cache),
-                false => self.forward(&input, &mut seq.cache, Logits::Last),
-            };
-            let mut logits = match logits {
+            let mut row = match logits {
                 Ok(l) => l,
                 Err(e) => break Err(e),
             };
-            let step = seq.step(self, &mut logits);
+            let step = seq.step(self, &mut row);
             if !step.text.is_empty() && !on_text(&step.text) {
                 seq.cancel();
             }
             match step.next {
-                Some(id) if !seq.is_done() => input = vec![id],
+                Some(id) if !seq.is_done() => {
+                    logits = self.forward(&[id], &mut seq.cache, Logits::Last);
+                }
                 _ => break Ok(()),
             }
         };
