@@ -201,6 +201,12 @@ impl Weight {
         }
     }
 
+    /// Drops the copy [`Weight::pack_for_decoding`] made (when the matrix is no longer
+    /// multiplied on the host).
+    pub fn drop_packed(&mut self) {
+        self.packed = None;
+    }
+
     pub fn rows(&self) -> usize {
         self.rows
     }
