@@ -43,16 +43,54 @@ fn squash(s: &str) -> String {
         .collect()
 }
 
-/// Scores every ranking configuration on the answerable questions.
-pub fn retrieval(index: &Index, questions: &[Question], k: usize) -> Result<Vec<RetrievalScore>> {
+/// Scores every ranking configuration on the answerable questions, BM25 scored by tantivy
+/// and, as `qdrant.lexical` does, by Qdrant from the passages' sparse vectors.
+pub fn retrieval(
+    index: &mut Index,
+    questions: &[Question],
+    k: usize,
+) -> Result<Vec<RetrievalScore>> {
     let configs = [
-        ("bm25 (morph)", SearchMode::Bm25, LexicalFields::Morph),
-        ("bm25 (bigram)", SearchMode::Bm25, LexicalFields::Bigram),
-        ("bm25 (both)", SearchMode::Bm25, LexicalFields::Both),
-        ("dense", SearchMode::Dense, LexicalFields::Both),
-        ("hybrid (morph)", SearchMode::Hybrid, LexicalFields::Morph),
-        ("hybrid (both)", SearchMode::Hybrid, LexicalFields::Both),
+        (
+            "bm25 (morph)",
+            SearchMode::Bm25,
+            LexicalFields::Morph,
+            false,
+        ),
+        (
+            "bm25 (bigram)",
+            SearchMode::Bm25,
+            LexicalFields::Bigram,
+            false,
+        ),
+        ("bm25 (both)", SearchMode::Bm25, LexicalFields::Both, false),
+        ("dense", SearchMode::Dense, LexicalFields::Both, false),
+        (
+            "hybrid (morph)",
+            SearchMode::Hybrid,
+            LexicalFields::Morph,
+            false,
+        ),
+        (
+            "hybrid (both)",
+            SearchMode::Hybrid,
+            LexicalFields::Both,
+            false,
+        ),
+        (
+            "bm25 (both, qdrant)",
+            SearchMode::Bm25,
+            LexicalFields::Both,
+            true,
+        ),
+        (
+            "hybrid (both, qdrant)",
+            SearchMode::Hybrid,
+            LexicalFields::Both,
+            true,
+        ),
     ];
+    let configured = index.qdrant_lexical();
     let answerable: Vec<&Question> = questions
         .iter()
         .filter(|q| q.answerable && q.gold_doc.is_some())
@@ -62,7 +100,8 @@ pub fn retrieval(index: &Index, questions: &[Question], k: usize) -> Result<Vec<
         ..Default::default()
     };
     let mut scores = Vec::new();
-    for (name, mode, lexical) in configs {
+    for (name, mode, lexical, in_qdrant) in configs {
+        index.set_qdrant_lexical(in_qdrant);
         let (mut doc_hits, mut quote_hits, mut rr, mut ms) = (0usize, 0usize, 0f64, 0f64);
         for q in &answerable {
             let started = Instant::now();
@@ -99,6 +138,7 @@ pub fn retrieval(index: &Index, questions: &[Question], k: usize) -> Result<Vec<
             mean_ms: ms / n,
         });
     }
+    index.set_qdrant_lexical(configured);
     Ok(scores)
 }
 

@@ -481,7 +481,7 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     prepare(config)?;
-    let index = Index::open(config)?;
+    let mut index = Index::open(config)?;
     match which {
         BenchCommand::Retrieval {
             qa,
@@ -493,7 +493,7 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
             if let Some(corpus) = corpus {
                 index.ingest(&[corpus], Access::Public, &|_| {})?;
             }
-            let scores = crate::bench::retrieval(&index, &questions, top_k)?;
+            let scores = crate::bench::retrieval(&mut index, &questions, top_k)?;
             if json {
                 println!("{}", serde_json::json!({ "retrieval": scores }));
             } else {

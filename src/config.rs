@@ -134,6 +134,10 @@ pub struct QdrantConfig {
     pub url: String,
     pub api_key: String,
     pub collection: String,
+    /// Score the BM25 side of searches in Qdrant, from the sparse vectors every passage
+    /// carries there, instead of in tantivy: with a server, the cluster then holds the whole
+    /// search index (tantivy still keeps the passages' text and highlights).
+    pub lexical: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

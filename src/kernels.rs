@@ -1,5 +1,8 @@
 //! Element-wise kernels of the encoder and the LLM: GELU, softmax, LayerNorm, RMSNorm, gated
-//! activations, dot/axpy. Each has an AVX-512 version, picked at run time, and a portable one.
+//! activations, dot/axpy. Each has an AVX-512 version, picked at run time, and a portable one;
+//! those a decode step and log-likelihood scoring run for every token (attention's dot/axpy
+//! and softmax, the gated activation, the vocabulary's log-sum-exp) also have an AVX2+FMA
+//! version for CPUs without AVX-512 (AMD EPYC before Zen 4 among them).
 //!
 //! Our crate builds at opt-level 1 in the test profile, where LLVM does not vectorise loops, so
 //! the fast paths are written with explicit intrinsics.
@@ -13,6 +16,19 @@ pub(crate) fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU runs the AVX2+FMA kernels.
+#[inline]
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -60,6 +76,12 @@ pub(crate) fn softmax(row: &mut [f32]) {
         unsafe { softmax_avx512(row) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        unsafe { avx2::softmax(row) };
+        return;
+    }
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for v in row.iter_mut() {
@@ -83,6 +105,11 @@ pub(crate) fn log_sum_exp(row: &[f32]) -> f64 {
     if has_avx512() {
         // SAFETY: the CPU has AVX-512F.
         return max as f64 + unsafe { sum_exp_avx512(row, max) }.ln();
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return max as f64 + unsafe { avx2::sum_exp(row, max) }.ln();
     }
     let sum: f64 = row.iter().map(|&l| ((l - max) as f64).exp()).sum();
     max as f64 + sum.ln()
@@ -309,6 +336,12 @@ pub(crate) fn gated(act: Gated, gate: &mut [f32], up: &[f32]) {
         unsafe { gated_avx512(act, gate, up) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        unsafe { avx2::gated(act, gate, up) };
+        return;
+    }
     for (g, u) in gate.iter_mut().zip(up) {
         let x = *g;
         let a = match act {
@@ -328,6 +361,11 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: the CPU has AVX-512F.
         return unsafe { dot_avx512(a, b) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { avx2::dot(a, b) };
+    }
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
@@ -337,6 +375,12 @@ pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     if has_avx512() {
         // SAFETY: the CPU has AVX-512F.
         unsafe { axpy_avx512(alpha, x, y) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        unsafe { avx2::axpy(alpha, x, y) };
         return;
     }
     for (v, a) in y.iter_mut().zip(x) {
@@ -429,6 +473,209 @@ unsafe fn gated_avx512(act: Gated, gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// The AVX2+FMA kernels: eight lanes; a tail shorter than eight goes through a padded
+/// buffer (AMD's masked stores are microcoded and would cost more than the arithmetic).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Gated, GELU_C};
+    use std::arch::x86_64::*;
+
+    /// `f` over eight lanes of `x[i..]` (lanes past the end read as `pad`), storing the lanes
+    /// that exist; returns the result vector with the padding lanes as computed.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn tail(x: &mut [f32], pad: f32, f: impl Fn(__m256) -> __m256) -> __m256 {
+        let mut buf = [pad; 8];
+        buf[..x.len()].copy_from_slice(x);
+        // SAFETY: `buf` holds eight floats.
+        let v = f(unsafe { _mm256_loadu_ps(buf.as_ptr()) });
+        unsafe { _mm256_storeu_ps(buf.as_mut_ptr(), v) };
+        let n = x.len();
+        x.copy_from_slice(&buf[..n]);
+        v
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn hmax(v: __m256) -> f32 {
+        let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_max_ss(s, _mm_shuffle_ps::<1>(s, s)))
+    }
+
+    /// e^x, the same reduction and polynomial as the AVX-512 version; 2^n is built in the
+    /// exponent bits (inputs clamped to ±88, so n stays within −127..=127).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn exp(x: __m256) -> __m256 {
+        let x = _mm256_max_ps(
+            _mm256_min_ps(x, _mm256_set1_ps(88.0)),
+            _mm256_set1_ps(-88.0),
+        );
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_145_75), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428_606_8e-6), r);
+        let mut p = _mm256_set1_ps(1.0 / 720.0);
+        for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+        _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased)))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+            acc1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i + 8)),
+                _mm256_loadu_ps(pb.add(i + 8)),
+                acc1,
+            );
+            i += 16;
+        }
+        if i + 8 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+            i += 8;
+        }
+        let rest: f32 = a[i..n].iter().zip(&b[i..n]).map(|(x, y)| x * y).sum();
+        hsum(_mm256_add_ps(acc0, acc1)) + rest
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+        let n = x.len().min(y.len());
+        let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+        let a = _mm256_set1_ps(alpha);
+        let mut i = 0;
+        while i + 8 <= n {
+            let v = _mm256_fmadd_ps(a, _mm256_loadu_ps(px.add(i)), _mm256_loadu_ps(py.add(i)));
+            _mm256_storeu_ps(py.add(i), v);
+            i += 8;
+        }
+        for (v, x) in y[i..n].iter_mut().zip(&x[i..n]) {
+            *v += alpha * x;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gated(act: Gated, gate: &mut [f32], up: &[f32]) {
+        let n = gate.len().min(up.len());
+        let one = _mm256_set1_ps(1.0);
+        let c = _mm256_set1_ps(GELU_C);
+        let c3 = _mm256_set1_ps(0.044_715 * GELU_C);
+        // 0.5·x·(1 + tanh(z)) = x / (1 + e^(−2z)); silu(x) = x / (1 + e^(−x))
+        let activate = |x: __m256| {
+            let e = match act {
+                Gated::GeluTanh => {
+                    let z = _mm256_mul_ps(x, _mm256_fmadd_ps(c3, _mm256_mul_ps(x, x), c));
+                    exp(_mm256_mul_ps(z, _mm256_set1_ps(-2.0)))
+                }
+                Gated::Silu => exp(_mm256_sub_ps(_mm256_setzero_ps(), x)),
+            };
+            _mm256_div_ps(x, _mm256_add_ps(one, e))
+        };
+        let (pg, pu) = (gate.as_mut_ptr(), up.as_ptr());
+        let mut i = 0;
+        while i + 8 <= n {
+            let v = _mm256_mul_ps(
+                activate(_mm256_loadu_ps(pg.add(i))),
+                _mm256_loadu_ps(pu.add(i)),
+            );
+            _mm256_storeu_ps(pg.add(i), v);
+            i += 8;
+        }
+        if i < n {
+            tail(&mut gate[i..n], 0.0, activate);
+            for (g, u) in gate[i..n].iter_mut().zip(&up[i..n]) {
+                *g *= u;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn softmax(row: &mut [f32]) {
+        let n = row.len();
+        let full = n / 8 * 8;
+        let p = row.as_mut_ptr();
+        let mut max = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut i = 0;
+        while i < full {
+            max = _mm256_max_ps(max, _mm256_loadu_ps(p.add(i)));
+            i += 8;
+        }
+        let max = row[full..].iter().fold(hmax(max), |m, &v| m.max(v));
+        let max = _mm256_set1_ps(max);
+        let mut sum = _mm256_setzero_ps();
+        i = 0;
+        while i < full {
+            let e = exp(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), max));
+            _mm256_storeu_ps(p.add(i), e);
+            sum = _mm256_add_ps(sum, e);
+            i += 8;
+        }
+        if full < n {
+            // padding lanes are −∞ − max, whose e^x is 0 after the clamp's underflow
+            let e = tail(&mut row[full..], f32::NEG_INFINITY, |v| {
+                exp(_mm256_sub_ps(v, max))
+            });
+            let lanes = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32((n - full) as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            sum = _mm256_add_ps(sum, _mm256_and_ps(e, _mm256_castsi256_ps(lanes)));
+        }
+        let inv = 1.0 / hsum(sum);
+        let scale = _mm256_set1_ps(inv);
+        let p = row.as_mut_ptr();
+        i = 0;
+        while i < full {
+            _mm256_storeu_ps(p.add(i), _mm256_mul_ps(_mm256_loadu_ps(p.add(i)), scale));
+            i += 8;
+        }
+        for v in &mut row[full..] {
+            *v *= inv;
+        }
+    }
+
+    /// `Σ exp(row − max)`, each 1,024-value chunk summed in f32 lanes, then in f64.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sum_exp(row: &[f32], max: f32) -> f64 {
+        let max_v = _mm256_set1_ps(max);
+        let mut sum = 0f64;
+        for chunk in row.chunks(1024) {
+            let full = chunk.len() / 8 * 8;
+            let p = chunk.as_ptr();
+            let mut acc = _mm256_setzero_ps();
+            let mut i = 0;
+            while i < full {
+                acc = _mm256_add_ps(acc, exp(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), max_v)));
+                i += 8;
+            }
+            let rest: f64 = chunk[full..]
+                .iter()
+                .map(|&l| ((l - max) as f64).exp())
+                .sum();
+            sum += hsum(acc) as f64 + rest;
+        }
+        sum
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +684,42 @@ mod tests {
         (0..n)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 9.0)
             .collect()
+    }
+
+    #[test]
+    fn attention_and_gate_kernels_match_the_formulas() {
+        for n in [1, 7, 8, 9, 16, 17, 256, 300] {
+            let a = sample(n);
+            let b: Vec<f32> = sample(n + 3)[3..].iter().map(|v| v * 0.5).collect();
+            let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let fast = dot(&a, &b) as f64;
+            assert!(
+                (fast - exact).abs() < 1e-4 * (1.0 + exact.abs()),
+                "dot over {n}: {fast} vs {exact}"
+            );
+            let mut y = b.clone();
+            axpy(0.7, &a, &mut y);
+            for ((v, x), b) in y.iter().zip(&a).zip(&b) {
+                assert!((v - (b + 0.7 * x)).abs() < 1e-5, "axpy over {n}");
+            }
+            for act in [Gated::GeluTanh, Gated::Silu] {
+                let mut g = a.clone();
+                gated(act, &mut g, &b);
+                for ((v, x), u) in g.iter().zip(&a).zip(&b) {
+                    let f = match act {
+                        Gated::GeluTanh => {
+                            0.5 * x * (1.0 + (GELU_C * (x + 0.044_715 * x * x * x)).tanh())
+                        }
+                        Gated::Silu => x / (1.0 + (-x).exp()),
+                    };
+                    let expect = f * u;
+                    assert!(
+                        (v - expect).abs() < 1e-5 * (1.0 + expect.abs()),
+                        "{act:?}({x}) · {u}: {v} vs {expect}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct Entry {
     /// Document titles, for listings.
     #[serde(default)]
     pub titles: Vec<String>,
+    /// Whether the passages carry BM25 sparse vectors in the vector store (indexes written
+    /// before they existed do not, and `qdrant.lexical` re-indexes them on the next ingest).
+    #[serde(default)]
+    pub sparse: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -127,6 +131,7 @@ mod tests {
                 passages: vec![1, 2],
                 duplicate_of: None,
                 titles: vec!["A".into()],
+                sparse: true,
             },
         );
         m.save().unwrap();

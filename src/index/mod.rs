@@ -3,6 +3,7 @@
 
 mod highlight;
 pub mod lexical;
+pub mod sparse;
 
 use crate::analyzer::KoreanDictionary;
 use crate::config::{Config, LexicalFields, SearchMode};
@@ -10,7 +11,7 @@ use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::filter::{Access, PointPayload, SearchFilter};
 use crate::manifest::{Entry, EntryState, Manifest};
-use crate::vector::{VectorConfig, VectorPoint, VectorStore};
+use crate::vector::{SparseVector, VectorConfig, VectorPoint, VectorStore};
 use anjeon_ingest::{chunk_document, ChunkOptions, Document};
 pub use lexical::FacetCounts;
 use lexical::LexicalIndex;
@@ -128,6 +129,8 @@ struct PreparedFile {
     entry: Entry,
     passages: Vec<StoredPassage>,
     vectors: Vec<Vec<f32>>,
+    /// Each passage's BM25 term weights (`None` for a passage with no terms).
+    sparse: Vec<Option<SparseVector>>,
 }
 
 pub struct Index {
@@ -159,6 +162,28 @@ impl Index {
             manifest: Mutex::new(manifest),
         };
         index.recover()?;
+        if config.qdrant.lexical {
+            if !index.vectors.has_sparse() {
+                return Err(Error::Config(format!(
+                    "qdrant.lexical needs sparse vectors, and the vector store under {} was \
+                     made before they existed: move it away and ingest again",
+                    data.display()
+                )));
+            }
+            let missing = index
+                .manifest()
+                .entries
+                .values()
+                .filter(|e| !e.sparse && !e.passages.is_empty())
+                .count();
+            if missing > 0 {
+                tracing::warn!(
+                    "{missing} document(s) were indexed before passages carried sparse vectors, \
+                     so Qdrant's BM25 (qdrant.lexical) cannot find them: ingest them again, \
+                     which re-indexes them"
+                );
+            }
+        }
         Ok(index)
     }
 
@@ -341,6 +366,7 @@ impl Index {
                     && e.hash == hash
                     && e.access == access
                     && e.state == EntryState::Committed
+                    && (e.sparse || !self.config.qdrant.lexical)
                 {
                     return Ok(None);
                 }
@@ -360,6 +386,7 @@ impl Index {
             passages: Vec::new(),
             duplicate_of,
             titles: Vec::new(),
+            sparse: self.vectors.has_sparse(),
         };
         if entry.duplicate_of.is_some() {
             return Ok(Some(PreparedFile {
@@ -367,6 +394,7 @@ impl Index {
                 entry,
                 passages: Vec::new(),
                 vectors: Vec::new(),
+                sparse: Vec::new(),
             }));
         }
         let docs = anjeon_ingest::parse_file(&file.path, &bytes)?;
@@ -388,12 +416,58 @@ impl Index {
         }
         entry.passages = passages.iter().map(|p| p.id).collect();
         let vectors = self.embed_passages(&inputs)?;
+        let sparse = passages
+            .iter()
+            .map(|p| self.passage_sparse(p))
+            .collect::<Result<_>>()?;
         Ok(Some(PreparedFile {
             key: file.key.clone(),
             entry,
             passages,
             vectors,
+            sparse,
         }))
+    }
+
+    /// A passage's BM25 weights over both analyses, title included as tantivy indexes it.
+    fn passage_sparse(&self, p: &StoredPassage) -> Result<Option<SparseVector>> {
+        let analysed = |bigram: bool| -> Result<Vec<String>> {
+            let mut terms = self.lexical.analyse(&p.text, bigram)?;
+            terms.extend(self.lexical.analyse(&p.title, bigram)?);
+            Ok(terms)
+        };
+        let (morphs, bigrams) = (analysed(false)?, analysed(true)?);
+        let v = sparse::passage_vector(&[
+            (sparse::Field::Morph, &morphs),
+            (sparse::Field::Bigram, &bigrams),
+        ]);
+        Ok((!v.is_empty()).then_some(v))
+    }
+
+    /// The BM25 query of `query` over `lexical`'s fields, as a sparse vector.
+    fn query_sparse(&self, query: &str, lexical: LexicalFields) -> Result<SparseVector> {
+        let mut fields = Vec::new();
+        for &field in sparse::Field::of(lexical) {
+            fields.push((
+                field,
+                self.lexical
+                    .analyse(query, field == sparse::Field::Bigram)?,
+            ));
+        }
+        let refs: Vec<(sparse::Field, &[String])> =
+            fields.iter().map(|(f, t)| (*f, t.as_slice())).collect();
+        Ok(sparse::query_vector(&refs))
+    }
+
+    /// Whether the BM25 side of searches is scored by Qdrant (`qdrant.lexical`).
+    pub fn qdrant_lexical(&self) -> bool {
+        self.config.qdrant.lexical
+    }
+
+    /// Scores the BM25 side in Qdrant from the sparse vectors (`true`) or in tantivy, as
+    /// `qdrant.lexical` would: for benchmarks that compare the two on one index.
+    pub fn set_qdrant_lexical(&mut self, on: bool) {
+        self.config.qdrant.lexical = on;
     }
 
     /// The query-side embedding of a question.
@@ -453,17 +527,22 @@ impl Index {
         let points: Vec<VectorPoint> = batch
             .iter()
             .flat_map(|f| {
-                f.passages.iter().zip(&f.vectors).map(|(p, v)| VectorPoint {
-                    id: p.id,
-                    vector: v.clone(),
-                    payload: PointPayload {
-                        doc: p.doc.clone(),
-                        kind: p.kind.clone(),
-                        law: p.law.clone(),
-                        access: f.entry.access,
-                        date: p.date,
-                    },
-                })
+                f.passages
+                    .iter()
+                    .zip(&f.vectors)
+                    .zip(&f.sparse)
+                    .map(|((p, v), s)| VectorPoint {
+                        id: p.id,
+                        vector: v.clone(),
+                        sparse: s.clone(),
+                        payload: PointPayload {
+                            doc: p.doc.clone(),
+                            kind: p.kind.clone(),
+                            law: p.law.clone(),
+                            access: f.entry.access,
+                            date: p.date,
+                        },
+                    })
             })
             .collect();
         if !points.is_empty() {
@@ -556,6 +635,15 @@ impl Index {
         let k = req.top_k.max(1);
         let pool = self.config.search.candidates.max(k);
         let lexical = || -> Result<Vec<(u64, f32)>> {
+            if self.config.qdrant.lexical {
+                let query = self.query_sparse(&req.query, req.lexical)?;
+                return Ok(self
+                    .vectors
+                    .search_sparse(&query, pool, &req.filter)?
+                    .into_iter()
+                    .map(|h| (h.id, h.score))
+                    .collect());
+            }
             Ok(self
                 .lexical
                 .search(&req.query, req.lexical, pool, &req.filter)?
@@ -820,6 +908,7 @@ impl PreparedFile {
             entry,
             passages,
             vectors: self.vectors.clone(),
+            sparse: self.sparse.clone(),
         }
     }
 }

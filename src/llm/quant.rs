@@ -331,11 +331,15 @@ unsafe fn packed_dot4_avx2(blocks: usize, g: &[u8], y: &[u8], dy: &[f32]) -> [f3
 }
 
 /// `x` rounded through the activation format `dtype` (Q8_0 or Q8_K) and back, exactly as
-/// candle's `from_float` then `to_float` would, but vectorised; `false` when this CPU or
-/// format has no fast version (the caller then uses candle's).
+/// candle's `from_float` then `to_float` would, but vectorised (AVX-512, else AVX2); `false`
+/// when this CPU or format has no fast version (the caller then uses candle's).
 pub(super) fn round_trip_q8(dtype: GgmlDType, x: &[f32], out: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    {
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        if !avx512 && !crate::kernels::has_avx2_fma() {
+            return false;
+        }
         let block = match dtype {
             GgmlDType::Q8_0 => QK,
             GgmlDType::Q8K => QK_K,
@@ -345,19 +349,96 @@ pub(super) fn round_trip_q8(dtype: GgmlDType, x: &[f32], out: &mut [f32]) -> boo
             return false;
         }
         for (src, dst) in x.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
-            // SAFETY: AVX-512F is present; both blocks are `block` long, a multiple of 16.
+            // SAFETY: the instruction set checked above is present; both blocks are `block`
+            // long, a multiple of 16.
             unsafe {
-                if block == QK {
-                    round_trip_q8_0_avx512(src, dst)
-                } else {
-                    round_trip_q8k_avx512(src, dst)
+                match (avx512, block == QK) {
+                    (true, true) => round_trip_q8_0_avx512(src, dst),
+                    (true, false) => round_trip_q8k_avx512(src, dst),
+                    (false, true) => round_trip_avx2::q8_0(src, dst),
+                    (false, false) => round_trip_avx2::q8k(src, dst),
                 }
             }
         }
-        return true;
+        true
     }
-    let _ = (dtype, x, out);
-    false
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (dtype, x, out);
+        false
+    }
+}
+
+/// The round trips for CPUs with AVX2 but not AVX-512: the same arithmetic on eight lanes.
+#[cfg(target_arch = "x86_64")]
+mod round_trip_avx2 {
+    use super::{QK, QK_K};
+    use std::arch::x86_64::*;
+
+    /// `round(v)` with halves away from zero (Rust's `f32::round`), clamped to i8's range.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn round_away_i8(v: __m256) -> __m256 {
+        let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+        let frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(v, t));
+        let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
+        // t ± 1 toward v's sign where the fraction is at least one half
+        let step = _mm256_or_ps(_mm256_set1_ps(1.0), _mm256_and_ps(v, _mm256_set1_ps(-0.0)));
+        let r = _mm256_add_ps(t, _mm256_and_ps(up, step));
+        _mm256_min_ps(
+            _mm256_max_ps(r, _mm256_set1_ps(-128.0)),
+            _mm256_set1_ps(127.0),
+        )
+    }
+
+    /// The largest |value| of `x` (a multiple of eight long).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn abs_max(x: &[f32]) -> f32 {
+        let mut m = _mm256_setzero_ps();
+        for c in x.chunks_exact(8) {
+            // SAFETY: `c` holds eight floats.
+            let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+            m = _mm256_max_ps(m, _mm256_andnot_ps(_mm256_set1_ps(-0.0), v));
+        }
+        let s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_max_ss(s, _mm_shuffle_ps::<1>(s, s)))
+    }
+
+    /// `out = d · round_away_i8(x · id)`, eight values at a time.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn quantize(x: &[f32], out: &mut [f32], id: f32, d: f32) {
+        let (id, d) = (_mm256_set1_ps(id), _mm256_set1_ps(d));
+        for (c, o) in x.chunks_exact(8).zip(out.chunks_exact_mut(8)) {
+            // SAFETY: `c` and `o` hold eight floats each.
+            unsafe {
+                let q = round_away_i8(_mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), id));
+                _mm256_storeu_ps(o.as_mut_ptr(), _mm256_mul_ps(d, q));
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn q8_0(x: &[f32], out: &mut [f32]) {
+        let d = abs_max(&x[..QK]) / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        quantize(x, out, id, half::f16::from_f32(d).to_f32());
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn q8k(x: &[f32], out: &mut [f32]) {
+        let amax = abs_max(&x[..QK_K]);
+        if amax == 0.0 {
+            out.fill(0.0);
+            return;
+        }
+        // the first value of largest magnitude gives the sign, as in candle
+        let max = x.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
+        let iscale = -127.0 / max;
+        quantize(x, out, iscale, 1.0 / iscale);
+    }
 }
 
 /// Values per Q8_K block.
@@ -501,7 +582,8 @@ mod tests {
         BlockQ8_0::from_float(&x, &mut blocks0);
         let mut want0 = vec![0f32; x.len()];
         BlockQ8_0::to_float(&blocks0, &mut want0);
-        let vectorised = std::arch::is_x86_feature_detected!("avx512f");
+        let vectorised =
+            std::arch::is_x86_feature_detected!("avx512f") || crate::kernels::has_avx2_fma();
         assert_eq!(round_trip_q8(GgmlDType::Q8_0, &x, &mut fast), vectorised);
         if vectorised {
             assert_eq!(fast, want0);

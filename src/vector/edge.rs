@@ -1,7 +1,7 @@
 //! Embedded vector store: Qdrant's own shard engine (crate `qdrant-edge`) running in-process
 //! on a local directory, created on first use and reopened from disk afterwards.
 //!
-//! Durability: qdrant-edge 0.6.0 appends every update to its WAL but never replays that WAL on
+//! Durability: qdrant-edge 0.7 appends every update to its WAL but never replays that WAL on
 //! load, so what survives a killed process is exactly what the last [`VectorStore::flush`]
 //! wrote to the segments. Writes after the last flush may be lost; callers that need to know
 //! (the ingest) check with [`VectorStore::ids_of_doc`] after a restart.
@@ -18,15 +18,17 @@ use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::external::serde_json::{Map, Value};
 use qdrant_edge::{
     AcornSearchParams, Condition, CountRequest, CreateIndex, Distance, EdgeConfig,
-    EdgeOptimizersConfig, EdgeShard, EdgeVectorParams, FieldCondition, FieldIndexOperations,
-    Filter, HnswIndexConfig, JsonPath, Match, NamedQuery, Payload, PayloadFieldSchema,
-    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
-    QueryEnum, Range, ScrollRequest, SearchParams, SearchRequest, UpdateOperation,
-    VectorStructPersisted, Vectors, WithPayloadInterface, WithVector, DEFAULT_VECTOR_NAME,
+    EdgeOptimizersConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, FieldCondition,
+    FieldIndexOperations, Filter, HnswIndexConfig, JsonPath, Match, Modifier, NamedQuery, Payload,
+    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
+    PointStructPersisted, QueryEnum, Range, ScrollRequest, SearchParams, SearchRequest,
+    UpdateOperation, Vector, VectorInternal, VectorStructPersisted, Vectors, WithPayloadInterface,
+    WithVector, DEFAULT_VECTOR_NAME,
 };
 
 use super::{
-    check_vector, keys, store_error, FilterParts, VectorHit, VectorPoint, VectorStore, DIM,
+    check_sparse, check_vector, keys, store_error, FilterParts, SparseVector, VectorHit,
+    VectorPoint, VectorStore, DIM, SPARSE,
 };
 use crate::filter::{PointPayload, SearchFilter};
 use crate::{Error, Result};
@@ -56,19 +58,35 @@ pub struct EdgeStore {
     /// segment locks with `try_lock` and panics when a concurrent update holds them; searches
     /// need no such guard, Qdrant's segment locks cover them.
     writer: Mutex<()>,
+    /// Whether the store has the sparse vector (stores made before it existed do not).
+    sparse: bool,
 }
 
 impl EdgeStore {
     /// Opens the store at `path`, creating the directory and an empty shard on first use.
     pub fn open(path: &Path) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let opening = |e| store_error(&format!("opening {}", path.display()), e);
+        // Segments written before points carried sparse vectors refuse a config that has
+        // one (and qdrant-edge 0.7 cannot add one to them cleanly: the segments it extends
+        // lack the IDF modifier and refuse the next open), so such a store opens as it is.
+        let sparse = !lacks_sparse_vector(path)?;
+        let mut config = edge_config();
+        if !sparse {
+            tracing::warn!(
+                "the vector store under {} predates sparse vectors: it keeps working for dense \
+                 search, but qdrant.lexical needs a new one (move it away and ingest again)",
+                path.display()
+            );
+            config.sparse_vectors.clear();
+        }
         // `load` with a config both creates a fresh shard and reopens an existing one, and
         // rewrites `edge_config.json`, so tuning changes here reach existing stores.
-        let shard = EdgeShard::load(path, Some(edge_config()))
-            .map_err(|e| store_error(&format!("opening {}", path.display()), e))?;
+        let shard = EdgeShard::load(path, Some(config)).map_err(opening)?;
         let store = EdgeStore {
             shard,
             writer: Mutex::new(()),
+            sparse,
         };
         store.ensure_payload_indexes()?;
         Ok(store)
@@ -105,6 +123,26 @@ impl EdgeStore {
         acorn: bool,
     ) -> Result<Vec<VectorHit>> {
         check_vector(vector)?;
+        let params = SearchParams {
+            hnsw_ef: Some(ef.max(k)),
+            acorn: Some(AcornSearchParams {
+                enable: acorn,
+                max_selectivity: None,
+            }),
+            ..SearchParams::default()
+        };
+        let query = NamedQuery::default_dense(vector.to_vec());
+        self.nearest(query, Some(params), k, filter)
+    }
+
+    /// The `k` nearest points to a (dense or sparse) query among those `filter` admits.
+    fn nearest(
+        &self,
+        query: NamedQuery<VectorInternal>,
+        params: Option<SearchParams>,
+        k: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<VectorHit>> {
         let Some(filter) = edge_filter(filter) else {
             return Ok(Vec::new());
         };
@@ -112,16 +150,9 @@ impl EdgeStore {
             return Ok(Vec::new());
         }
         let request = SearchRequest {
-            query: QueryEnum::Nearest(NamedQuery::default_dense(vector.to_vec())),
+            query: QueryEnum::Nearest(query),
             filter: Some(filter),
-            params: Some(SearchParams {
-                hnsw_ef: Some(ef.max(k)),
-                acorn: Some(AcornSearchParams {
-                    enable: acorn,
-                    max_selectivity: None,
-                }),
-                ..SearchParams::default()
-            }),
+            params,
             limit: k,
             offset: 0,
             with_payload: Some(WithPayloadInterface::Bool(false)),
@@ -167,6 +198,20 @@ impl EdgeStore {
     }
 }
 
+/// Whether `path` holds a store whose saved config has no sparse vector (one written before
+/// passages carried BM25 weights).
+fn lacks_sparse_vector(path: &Path) -> Result<bool> {
+    let file = path.join("edge_config.json");
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(&file, e)),
+    };
+    let saved: EdgeConfig = qdrant_edge::external::serde_json::from_slice(&bytes)
+        .map_err(|e| store_error(&format!("reading {}", file.display()), e))?;
+    Ok(!saved.sparse_vectors.contains_key(SPARSE))
+}
+
 fn edge_config() -> EdgeConfig {
     let hnsw = HnswIndexConfig {
         m: HNSW_M,
@@ -188,13 +233,23 @@ fn edge_config() -> EdgeConfig {
                 hnsw_config: None,
             },
         )]),
-        sparse_vectors: HashMap::new(),
+        // BM25 term weights; Qdrant multiplies each query dimension by its IDF over the store.
+        sparse_vectors: HashMap::from([(
+            SPARSE.to_owned(),
+            EdgeSparseVectorParams {
+                full_scan_threshold: None,
+                on_disk: Some(false),
+                modifier: Some(Modifier::Idf),
+                datatype: None,
+            },
+        )]),
         hnsw_config: hnsw,
         quantization_config: None,
         optimizers: EdgeOptimizersConfig {
             indexing_threshold: Some(INDEXING_THRESHOLD_KB),
             ..EdgeOptimizersConfig::default()
         },
+        wal_options: None,
     }
 }
 
@@ -288,9 +343,21 @@ impl VectorStore for EdgeStore {
         let mut persisted = Vec::with_capacity(points.len());
         for p in points {
             check_vector(&p.vector)?;
+            let vectors = match p.sparse.filter(|_| self.sparse) {
+                Some(sparse) => {
+                    check_sparse(&sparse)?;
+                    let sparse = Vector::new_sparse(sparse.indices, sparse.values)
+                        .map_err(|e| Error::InvalidInput(format!("sparse vector: {e}")))?;
+                    Vectors::new_named([
+                        (DEFAULT_VECTOR_NAME.to_owned(), Vector::new_dense(p.vector)),
+                        (SPARSE.to_owned(), sparse),
+                    ])
+                }
+                None => Vectors::from(p.vector),
+            };
             persisted.push(PointStructPersisted {
                 id: PointId::NumId(p.id),
-                vector: VectorStructPersisted::from(Vectors::from(p.vector).0),
+                vector: VectorStructPersisted::from(vectors.0),
                 payload: Some(edge_payload(&p.payload)),
             });
         }
@@ -318,6 +385,32 @@ impl VectorStore for EdgeStore {
 
     fn search(&self, vector: &[f32], k: usize, filter: &SearchFilter) -> Result<Vec<VectorHit>> {
         self.search_tuned(vector, k, filter, HNSW_EF_SEARCH, USE_ACORN)
+    }
+
+    fn has_sparse(&self) -> bool {
+        self.sparse
+    }
+
+    fn search_sparse(
+        &self,
+        query: &SparseVector,
+        k: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<VectorHit>> {
+        check_sparse(query)?;
+        if !self.sparse {
+            return Err(Error::VectorStore(
+                "this vector store was made before passages carried sparse vectors; \
+                 move it away and ingest again to search BM25 in Qdrant"
+                    .into(),
+            ));
+        }
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vector = Vector::new_sparse(query.indices.clone(), query.values.clone())
+            .map_err(|e| Error::InvalidInput(format!("sparse query: {e}")))?;
+        self.nearest(NamedQuery::new(vector.0, SPARSE), None, k, filter)
     }
 
     fn ids_of_doc(&self, doc: &str) -> Result<Vec<u64>> {
@@ -398,6 +491,52 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = EdgeStore::open(dir.path()).expect("open");
         crate::vector::suite::run_all(&store);
+    }
+
+    /// A store written before points carried sparse vectors (its config has none) opens and
+    /// works as before; sparse weights are not stored and a sparse search says why.
+    #[test]
+    fn a_store_without_the_sparse_vector_still_opens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut old = edge_config();
+            old.sparse_vectors.clear();
+            let shard = EdgeShard::load(dir.path(), Some(old)).expect("old store");
+            let store = EdgeStore {
+                shard,
+                writer: Mutex::new(()),
+                sparse: false,
+            };
+            store
+                .upsert(vec![point(
+                    1,
+                    tilted(0, 1, 0.0),
+                    payload("old.md", "statute", Access::Public),
+                )])
+                .expect("old upsert");
+            store.flush().expect("flush");
+        }
+        for _ in 0..2 {
+            let store = EdgeStore::open(dir.path()).expect("open");
+            assert!(!store.has_sparse());
+            store
+                .upsert(vec![crate::vector::suite::sparse_point(
+                    2,
+                    &[(5, 1.0)],
+                    payload("new.md", "statute", Access::Public),
+                )])
+                .expect("upsert with sparse weights");
+            store.flush().expect("flush");
+            let dense = store
+                .search(&tilted(0, 1, 0.0), 10, &public())
+                .expect("search");
+            assert_eq!(dense.len(), 2, "{dense:?}");
+            let q = SparseVector::from_pairs(vec![(5, 1.0)]);
+            let err = store.search_sparse(&q, 10, &public()).unwrap_err();
+            assert!(err.to_string().contains("ingest again"), "{err}");
+        }
+        let fresh = tempfile::tempdir().expect("tempdir");
+        assert!(EdgeStore::open(fresh.path()).expect("open").has_sparse());
     }
 
     #[test]

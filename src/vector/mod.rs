@@ -1,5 +1,8 @@
-//! Dense-vector store: one synchronous trait with two Qdrant engines behind it, embedded
+//! Vector store: one synchronous trait with two Qdrant engines behind it, embedded
 //! (qdrant-edge, in-process, on a local directory) or a Qdrant server reached over gRPC.
+//! Each passage is a point with its dense embedding and, optionally, a sparse vector of BM25
+//! term weights (see [`crate::index::sparse`]) that Qdrant scores with its IDF modifier, so
+//! the lexical side of the search can live in Qdrant too.
 //!
 //! Both engines apply the caller's [`SearchFilter`] inside the engine query (never after it),
 //! so a caller restricted to public passages cannot see internal ones, not even in counts.
@@ -24,6 +27,9 @@ use crate::{Error, Result};
 /// Dimension of every stored vector (the embedding model's output size).
 pub const DIM: usize = 384;
 
+/// Name of the sparse (BM25) vector in both engines; the dense vector is the unnamed one.
+pub const SPARSE: &str = "bm25";
+
 /// Payload keys, shared by both engines so their filters and indexes agree.
 pub(crate) mod keys {
     pub const DOC: &str = "doc";
@@ -40,7 +46,39 @@ pub(crate) mod keys {
 pub struct VectorPoint {
     pub id: u64,
     pub vector: Vec<f32>,
+    /// BM25 term weights of the passage (without IDF, which the engine applies).
+    pub sparse: Option<SparseVector>,
     pub payload: PointPayload,
+}
+
+/// A sparse vector: strictly increasing dimension ids and their finite weights.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SparseVector {
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl SparseVector {
+    /// From (dimension, weight) pairs in any order; weights of a repeated dimension add up.
+    pub fn from_pairs(mut pairs: Vec<(u32, f32)>) -> SparseVector {
+        pairs.sort_unstable_by_key(|p| p.0);
+        let mut v = SparseVector::default();
+        for (i, w) in pairs {
+            if v.indices.last() == Some(&i) {
+                if let Some(last) = v.values.last_mut() {
+                    *last += w;
+                }
+            } else {
+                v.indices.push(i);
+                v.values.push(w);
+            }
+        }
+        v
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
 }
 
 /// One search result: the passage id and its cosine similarity (higher is closer).
@@ -72,6 +110,18 @@ pub trait VectorStore: Send + Sync {
     fn delete_ids(&self, ids: &[u64]) -> Result<()>;
     /// The `k` points closest to `vector` among those the filter admits, best first.
     fn search(&self, vector: &[f32], k: usize, filter: &SearchFilter) -> Result<Vec<VectorHit>>;
+    /// The `k` points with the highest sparse score (Σ over shared dimensions of query weight ×
+    /// stored weight × the dimension's IDF over the whole store) among those the filter admits
+    /// and that have a sparse vector, best first. An empty query matches nothing.
+    fn search_sparse(
+        &self,
+        query: &SparseVector,
+        k: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<VectorHit>>;
+    /// Whether points keep their sparse vectors and [`search_sparse`](Self::search_sparse)
+    /// works (a store made before sparse vectors existed has none).
+    fn has_sparse(&self) -> bool;
     /// Ids of all points of a document, whatever their access level: an administrative call
     /// for consistency checks after a crash, never for answering a caller.
     fn ids_of_doc(&self, doc: &str) -> Result<Vec<u64>>;
@@ -117,6 +167,29 @@ fn check_vector(vector: &[f32]) -> Result<()> {
     if vector.iter().all(|x| *x == 0.0) {
         return Err(Error::InvalidInput(
             "zero vector has no cosine similarity".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects sparse vectors the engines would refuse or misrank: unsorted or repeated
+/// dimensions, mismatched lengths, weights that are not finite and positive.
+fn check_sparse(v: &SparseVector) -> Result<()> {
+    if v.indices.len() != v.values.len() {
+        return Err(Error::InvalidInput(format!(
+            "sparse vector has {} indices and {} values",
+            v.indices.len(),
+            v.values.len()
+        )));
+    }
+    if !v.indices.windows(2).all(|w| w[0] < w[1]) {
+        return Err(Error::InvalidInput(
+            "sparse vector indices must be strictly increasing".into(),
+        ));
+    }
+    if !v.values.iter().all(|x| x.is_finite() && *x > 0.0) {
+        return Err(Error::InvalidInput(
+            "sparse vector weights must be finite and positive".into(),
         ));
     }
     Ok(())

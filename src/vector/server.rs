@@ -1,5 +1,6 @@
 //! Vector store on a Qdrant server or cluster over gRPC (`qdrant-client`), one collection,
-//! created on first use with 384-d cosine vectors and payload indexes for every filtered field.
+//! created on first use with 384-d cosine vectors, a sparse `bm25` vector with Qdrant's IDF
+//! modifier, and payload indexes for every filtered field.
 //!
 //! The client is async; this store owns a small tokio runtime, spawns each request on it and
 //! waits on a std channel. That never nests runtimes, whatever thread calls in, so the store
@@ -9,17 +10,21 @@ use std::future::Future;
 use std::sync::mpsc;
 
 use qdrant_client::qdrant::point_id::PointIdOptions;
+use std::collections::HashMap;
+
 use qdrant_client::qdrant::{
     vectors_config, CollectionInfo, Condition, CountPointsBuilder, CreateCollectionBuilder,
-    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter, PointId,
-    PointStruct, PointsIdsList, QueryPointsBuilder, Range, ScrollPointsBuilder,
-    SearchParamsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
+    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter, Modifier,
+    PointId, PointStruct, PointsIdsList, Query, QueryPointsBuilder, Range, ScrollPointsBuilder,
+    SearchParamsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
+    UpsertPointsBuilder, Vector, VectorInput, VectorParamsBuilder, Vectors,
 };
 use qdrant_client::{Payload, Qdrant};
 use tokio::runtime::Runtime;
 
 use super::{
-    check_vector, keys, store_error, FilterParts, VectorHit, VectorPoint, VectorStore, DIM,
+    check_sparse, check_vector, keys, store_error, FilterParts, SparseVector, VectorHit,
+    VectorPoint, VectorStore, DIM, SPARSE,
 };
 use crate::filter::{PointPayload, SearchFilter};
 use crate::{Error, Result};
@@ -94,10 +99,16 @@ impl ServerStore {
                 .await
                 .map_err(|e| store_error("checking the collection", e))?;
             if !exists {
+                let mut sparse = SparseVectorsConfigBuilder::default();
+                sparse.add_named_vector_params(
+                    SPARSE,
+                    SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
+                );
                 client
                     .create_collection(
                         CreateCollectionBuilder::new(&name)
-                            .vectors_config(VectorParamsBuilder::new(DIM as u64, Distance::Cosine)),
+                            .vectors_config(VectorParamsBuilder::new(DIM as u64, Distance::Cosine))
+                            .sparse_vectors_config(sparse),
                     )
                     .await
                     .map_err(|e| store_error(&format!("creating collection {name}"), e))?;
@@ -153,23 +164,31 @@ impl Drop for ServerStore {
     }
 }
 
-/// Refuses an existing collection whose unnamed vector is not 384-d cosine: writing into it
-/// would fail point by point, or worse, rank with another metric.
+/// Refuses an existing collection whose unnamed vector is not 384-d cosine or that lacks the
+/// sparse `bm25` vector with the IDF modifier: writing into it would fail point by point, or
+/// worse, rank with another metric.
 fn check_vector_params(name: &str, info: &CollectionInfo) -> Result<()> {
-    let params = info
-        .config
-        .as_ref()
-        .and_then(|c| c.params.as_ref())
+    let params = info.config.as_ref().and_then(|c| c.params.as_ref());
+    let dense = params
         .and_then(|p| p.vectors_config.as_ref())
         .and_then(|v| v.config.as_ref());
-    match params {
+    match dense {
         Some(vectors_config::Config::Params(p))
-            if p.size == DIM as u64 && p.distance() == Distance::Cosine =>
-        {
-            Ok(())
+            if p.size == DIM as u64 && p.distance() == Distance::Cosine => {}
+        other => {
+            return Err(Error::VectorStore(format!(
+                "collection {name} exists with vectors {other:?}; expected one unnamed {DIM}-d cosine vector"
+            )))
         }
+    }
+    let sparse = params
+        .and_then(|p| p.sparse_vectors_config.as_ref())
+        .and_then(|s| s.map.get(SPARSE));
+    match sparse {
+        Some(s) if s.modifier == Some(Modifier::Idf as i32) => Ok(()),
         other => Err(Error::VectorStore(format!(
-            "collection {name} exists with vectors {other:?}; expected one unnamed {DIM}-d cosine vector"
+            "collection {name} exists with sparse vector {SPARSE} = {other:?}; expected one with \
+             the IDF modifier (a collection made by an older anjeon: delete it and ingest again)"
         ))),
     }
 }
@@ -230,6 +249,27 @@ fn num_id(id: Option<PointId>) -> Result<u64> {
 }
 
 impl ServerStore {
+    /// Runs a point query and returns its hits, best first.
+    fn query(&self, request: QueryPointsBuilder) -> Result<Vec<VectorHit>> {
+        let client = self.client.clone();
+        self.run(async move {
+            let response = client
+                .query(request)
+                .await
+                .map_err(|e| store_error("search", e))?;
+            response
+                .result
+                .into_iter()
+                .map(|p| {
+                    Ok(VectorHit {
+                        id: num_id(p.id)?,
+                        score: p.score,
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// Deletes the selected points and waits until the server has applied it.
     fn delete(
         &self,
@@ -255,7 +295,21 @@ impl VectorStore for ServerStore {
         let mut structs = Vec::with_capacity(points.len());
         for p in points {
             check_vector(&p.vector)?;
-            structs.push(PointStruct::new(p.id, p.vector, server_payload(&p.payload)));
+            let vectors: Vectors = match p.sparse {
+                Some(sparse) => {
+                    check_sparse(&sparse)?;
+                    HashMap::from([
+                        (String::new(), Vector::new_dense(p.vector)),
+                        (
+                            SPARSE.to_owned(),
+                            Vector::new_sparse(sparse.indices, sparse.values),
+                        ),
+                    ])
+                    .into()
+                }
+                None => p.vector.into(),
+            };
+            structs.push(PointStruct::new(p.id, vectors, server_payload(&p.payload)));
         }
         let client = self.client.clone();
         let name = self.collection.clone();
@@ -291,29 +345,41 @@ impl VectorStore for ServerStore {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let client = self.client.clone();
         let request = QueryPointsBuilder::new(&self.collection)
             .query(vector.to_vec())
             .filter(filter)
             .limit(k as u64)
             .params(SearchParamsBuilder::default().hnsw_ef(HNSW_EF_SEARCH.max(k as u64)))
             .with_payload(false);
-        self.run(async move {
-            let response = client
-                .query(request)
-                .await
-                .map_err(|e| store_error("search", e))?;
-            response
-                .result
-                .into_iter()
-                .map(|p| {
-                    Ok(VectorHit {
-                        id: num_id(p.id)?,
-                        score: p.score,
-                    })
-                })
-                .collect()
-        })
+        self.query(request)
+    }
+
+    fn search_sparse(
+        &self,
+        query: &SparseVector,
+        k: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<VectorHit>> {
+        check_sparse(query)?;
+        let Some(filter) = server_filter(filter) else {
+            return Ok(Vec::new());
+        };
+        if k == 0 || query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input = VectorInput::new_sparse(query.indices.clone(), query.values.clone());
+        let request = QueryPointsBuilder::new(&self.collection)
+            .query(Query::new_nearest(input))
+            .using(SPARSE)
+            .filter(filter)
+            .limit(k as u64)
+            .with_payload(false);
+        self.query(request)
+    }
+
+    /// `open` refuses a collection without the sparse vector.
+    fn has_sparse(&self) -> bool {
+        true
     }
 
     fn ids_of_doc(&self, doc: &str) -> Result<Vec<u64>> {

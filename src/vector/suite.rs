@@ -4,7 +4,7 @@
 //! Each case leaves the store empty, so cases do not see each other's points.
 
 use crate::filter::{Access, PointPayload, SearchFilter};
-use crate::vector::{VectorPoint, VectorStore, DIM};
+use crate::vector::{SparseVector, VectorPoint, VectorStore, DIM};
 use crate::Error;
 
 pub fn run_all(store: &dyn VectorStore) {
@@ -16,6 +16,9 @@ pub fn run_all(store: &dyn VectorStore) {
     reupsert_replaces(store);
     ids_of_doc_pages(store);
     invalid_input(store);
+    sparse_ranking(store);
+    sparse_filtering_and_deletes(store);
+    sparse_invalid_input(store);
 }
 
 /// Unit vector along `a` tilted towards `b` by `t` (0 = pure `a`), normalised.
@@ -41,8 +44,33 @@ pub fn point(id: u64, vector: Vec<f32>, payload: PointPayload) -> VectorPoint {
     VectorPoint {
         id,
         vector,
+        sparse: None,
         payload,
     }
+}
+
+/// A point with sparse weights `terms` (dimension, weight) as well as a dense vector.
+pub fn sparse_point(id: u64, terms: &[(u32, f32)], payload: PointPayload) -> VectorPoint {
+    VectorPoint {
+        sparse: Some(SparseVector::from_pairs(terms.to_vec())),
+        ..point(id, tilted(0, 1, id as f32 * 0.1), payload)
+    }
+}
+
+fn sparse_ids(
+    store: &dyn VectorStore,
+    terms: &[(u32, f32)],
+    k: usize,
+    filter: &SearchFilter,
+) -> Vec<u64> {
+    let hits = store
+        .search_sparse(&SparseVector::from_pairs(terms.to_vec()), k, filter)
+        .expect("sparse search");
+    assert!(
+        hits.windows(2).all(|w| w[0].score >= w[1].score),
+        "hits not sorted by score: {hits:?}"
+    );
+    hits.iter().map(|h| h.id).collect()
 }
 
 pub fn everyone() -> SearchFilter {
@@ -451,5 +479,127 @@ fn invalid_input(store: &dyn VectorStore) {
         store.search(&vec![0.0; DIM], 5, &everyone()),
         Err(Error::InvalidInput(_))
     ));
+    assert_empty(store);
+}
+
+/// Sparse scores are Σ query weight × stored weight × IDF: a rare dimension outweighs a
+/// common one, a larger stored weight wins among equals, and points without a sparse vector
+/// are never sparse hits.
+fn sparse_ranking(store: &dyn VectorStore) {
+    assert_empty(store);
+    let p = || payload("sparse.md", "statute", Access::Public);
+    // dimension 7 is in every sparse point (IDF ≈ 0.1), dimension 9 only in point 3 (≈ 1.0)
+    store
+        .upsert(vec![
+            sparse_point(1, &[(7, 2.0)], p()),
+            sparse_point(2, &[(7, 1.0), (8, 1.0)], p()),
+            sparse_point(3, &[(7, 0.5), (9, 0.5)], p()),
+            sparse_point(4, &[(7, 1.5), (8, 0.5)], p()),
+            point(5, tilted(0, 1, 0.0), p()),
+        ])
+        .expect("upsert");
+    assert_eq!(
+        sparse_ids(store, &[(7, 1.0), (9, 1.0)], 10, &everyone()),
+        vec![3, 1, 4, 2],
+        "the rare dimension first, then by stored weight"
+    );
+    assert_eq!(sparse_ids(store, &[(8, 1.0)], 10, &everyone()), vec![2, 4]);
+    assert_eq!(
+        sparse_ids(store, &[(7, 1.0), (9, 1.0)], 2, &everyone()),
+        vec![3, 1]
+    );
+    assert!(sparse_ids(store, &[(11, 1.0)], 10, &everyone()).is_empty());
+    assert!(sparse_ids(store, &[], 10, &everyone()).is_empty());
+    assert!(sparse_ids(store, &[(7, 1.0)], 0, &everyone()).is_empty());
+    // dense search still sees every point, with or without a sparse vector
+    assert_eq!(
+        sorted(ids(store, &tilted(0, 1, 0.0), 10, &everyone())),
+        vec![1, 2, 3, 4, 5]
+    );
+    store.delete_doc("sparse.md").expect("cleanup");
+    assert_empty(store);
+}
+
+/// The caller's filter applies inside the sparse query too, and deleted or replaced points
+/// leave it.
+fn sparse_filtering_and_deletes(store: &dyn VectorStore) {
+    assert_empty(store);
+    store
+        .upsert(vec![
+            sparse_point(1, &[(3, 1.0)], payload("a.md", "statute", Access::Public)),
+            // the internal point matches best, so a leak would rank it first
+            sparse_point(
+                2,
+                &[(3, 5.0), (4, 5.0)],
+                payload("secret.md", "statute", Access::Internal),
+            ),
+            sparse_point(3, &[(4, 1.0)], payload("b.pdf", "pdf", Access::Public)),
+        ])
+        .expect("upsert");
+    let q = [(3, 1.0), (4, 1.0)];
+    assert_eq!(sorted(sparse_ids(store, &q, 10, &public())), vec![1, 3]);
+    assert_eq!(sparse_ids(store, &q, 10, &everyone())[0], 2);
+    let statutes = SearchFilter {
+        kinds: vec!["statute".into()],
+        ..public()
+    };
+    assert_eq!(sparse_ids(store, &q, 10, &statutes), vec![1]);
+    let nobody = SearchFilter::default();
+    assert!(
+        sparse_ids(store, &q, 10, &nobody).is_empty(),
+        "fails closed"
+    );
+    // replacing a point replaces its sparse vector; deleting removes it
+    store
+        .upsert(vec![sparse_point(
+            1,
+            &[(6, 1.0)],
+            payload("a.md", "statute", Access::Public),
+        )])
+        .expect("re-upsert");
+    assert_eq!(sparse_ids(store, &q, 10, &public()), vec![3]);
+    assert_eq!(sparse_ids(store, &[(6, 1.0)], 10, &public()), vec![1]);
+    store.delete_ids(&[3]).expect("delete id");
+    assert!(sparse_ids(store, &q, 10, &public()).is_empty());
+    store.delete_doc("a.md").expect("cleanup");
+    store.delete_doc("secret.md").expect("cleanup");
+    assert_empty(store);
+}
+
+fn sparse_invalid_input(store: &dyn VectorStore) {
+    let p = || payload("bad.md", "statute", Access::Public);
+    let bad = [
+        SparseVector {
+            indices: vec![2, 1],
+            values: vec![1.0, 1.0],
+        },
+        SparseVector {
+            indices: vec![1, 2],
+            values: vec![1.0],
+        },
+        SparseVector {
+            indices: vec![1],
+            values: vec![f32::NAN],
+        },
+        SparseVector {
+            indices: vec![1],
+            values: vec![-1.0],
+        },
+    ];
+    for v in bad {
+        let mut point = sparse_point(1, &[], p());
+        point.sparse = Some(v.clone());
+        assert!(
+            matches!(store.upsert(vec![point]), Err(Error::InvalidInput(_))),
+            "{v:?} stored"
+        );
+        assert!(
+            matches!(
+                store.search_sparse(&v, 5, &everyone()),
+                Err(Error::InvalidInput(_))
+            ),
+            "{v:?} searched"
+        );
+    }
     assert_empty(store);
 }
