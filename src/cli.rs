@@ -497,10 +497,10 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::json!({ "retrieval": scores }));
             } else {
-                println!("mode             questions  recall@{top_k}(doc)  recall@{top_k}(quote)  MRR(doc)  mean ms");
+                println!("mode                   questions  recall@{top_k}(doc)  recall@{top_k}(quote)  MRR(doc)  mean ms");
                 for s in &scores {
                     println!(
-                        "{:<16} {:>9}  {:>15.3}  {:>17.3}  {:>8.3}  {:>7.1}",
+                        "{:<22} {:>9}  {:>15.3}  {:>17.3}  {:>8.3}  {:>7.1}",
                         s.mode, s.questions, s.recall_doc, s.recall_quote, s.mrr_doc, s.mean_ms
                     );
                 }
