@@ -153,9 +153,11 @@ pub struct LatencyScore {
 }
 
 /// Search latency at the index's current size, queries embedded beforehand so that the
-/// figures are the search alone; the embedding time is reported separately.
+/// figures are the search alone; the embedding time is reported separately. BM25 and hybrid
+/// are also timed with the BM25 side in Qdrant (`qdrant.lexical`) when the store has sparse
+/// vectors.
 pub fn search_latency(
-    index: &Index,
+    index: &mut Index,
     config: &Config,
     questions: &[Question],
     rounds: usize,
@@ -175,7 +177,20 @@ pub fn search_latency(
         embed_times.push(started.elapsed().as_secs_f64() * 1e3);
     }
     let mut out = Vec::new();
-    for mode in [SearchMode::Bm25, SearchMode::Dense, SearchMode::Hybrid] {
+    let configured = index.qdrant_lexical();
+    let mut runs = vec![
+        ("bm25", SearchMode::Bm25, false),
+        ("dense", SearchMode::Dense, false),
+        ("hybrid", SearchMode::Hybrid, false),
+    ];
+    if index.has_sparse_vectors() {
+        runs.extend([
+            ("bm25 (qdrant)", SearchMode::Bm25, true),
+            ("hybrid (qdrant)", SearchMode::Hybrid, true),
+        ]);
+    }
+    for (name, mode, in_qdrant) in runs {
+        index.set_qdrant_lexical(in_qdrant);
         let mut times = Vec::new();
         for _ in 0..rounds.max(1) {
             for (q, v) in questions.iter().zip(&vectors) {
@@ -191,12 +206,9 @@ pub fn search_latency(
                 times.push(started.elapsed().as_secs_f64() * 1e3);
             }
         }
-        out.push(percentiles(
-            &format!("{mode:?}").to_lowercase(),
-            passages,
-            times,
-        ));
+        out.push(percentiles(name, passages, times));
     }
+    index.set_qdrant_lexical(configured);
     let embed = percentiles("query embedding", passages, embed_times);
     Ok((out, embed))
 }

@@ -519,7 +519,7 @@ fn bench(config: &Config, which: BenchCommand) -> Result<ExitCode> {
             // Copies reuse the parsed text and vectors of the first, so only one copy of
             // the corpus is embedded.
             index.ingest_copies(&[corpus], Access::Public, copies, &|_| {})?;
-            return report_latency(&index, config, &questions, rounds, json);
+            return report_latency(&mut index, config, &questions, rounds, json);
         }
         BenchCommand::Rag {
             qa,
@@ -960,7 +960,7 @@ fn compare(paths: &[PathBuf], json: bool) -> Result<ExitCode> {
 }
 
 fn report_latency(
-    index: &Index,
+    index: &mut Index,
     config: &Config,
     questions: &[crate::bench::Question],
     rounds: usize,

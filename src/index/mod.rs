@@ -464,6 +464,11 @@ impl Index {
         self.config.qdrant.lexical
     }
 
+    /// Whether the vector store keeps sparse vectors (see [`VectorStore::has_sparse`]).
+    pub fn has_sparse_vectors(&self) -> bool {
+        self.vectors.has_sparse()
+    }
+
     /// Scores the BM25 side in Qdrant from the sparse vectors (`true`) or in tantivy, as
     /// `qdrant.lexical` would: for benchmarks that compare the two on one index.
     pub fn set_qdrant_lexical(&mut self, on: bool) {
