@@ -65,6 +65,10 @@ pub struct SampleRecord {
     pub continuations: Vec<ScoredContinuation>,
     pub answers: Vec<AnswerRecord>,
     pub metrics: BTreeMap<String, f64>,
+    /// Engine time spent scoring this document, in seconds (0 in records written before
+    /// this was kept).
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +110,11 @@ pub struct Results {
     /// figures are `results.rag`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rag_config: Option<crate::rag::RagConfig>,
+    /// Engine time spent scoring each task's documents, in seconds, summed over its records:
+    /// a resumed run includes the time of the runs it continues, so a long run split over
+    /// several sittings still has its full scoring time.
+    #[serde(default)]
+    pub scoring_seconds: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +146,7 @@ impl Results {
             date: rfc3339_now(),
             eval_version: env!("CARGO_PKG_VERSION").to_string(),
             rag_config: None,
+            scoring_seconds: BTreeMap::new(),
         }
     }
 
@@ -183,6 +193,7 @@ pub fn run<E: LogLikelihood + ?Sized>(
         let path = samples_dir.join(format!("{}.jsonl", task.name));
         let mut samples = SamplesFile::open(&path)?;
         let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut seconds = 0.0;
         let mut state = Progress {
             task: &task.name,
             done: 0,
@@ -193,13 +204,17 @@ pub fn run<E: LogLikelihood + ?Sized>(
         for &index in &selection {
             let request = task.request(&data, index, k)?;
             let scored = match samples.recorded(&request)? {
-                Some(scored) => {
+                Some((scored, took)) => {
                     state.resumed += 1;
+                    seconds += took;
                     scored
                 }
                 None => {
+                    let started = std::time::Instant::now();
                     let scored = score(engine, &request)?;
-                    samples.append(&record(task, &request, &scored))?;
+                    let took = started.elapsed().as_secs_f64();
+                    seconds += took;
+                    samples.append(&record(task, &request, &scored, took))?;
                     scored
                 }
             };
@@ -217,6 +232,7 @@ pub fn run<E: LogLikelihood + ?Sized>(
             }
         }
         results.results.insert(task.name.clone(), summary);
+        results.scoring_seconds.insert(task.name.clone(), seconds);
         results.n_samples.insert(
             task.name.clone(),
             NSamples {
@@ -312,8 +328,9 @@ fn metric_values(task: &Task, request: &Request, scored: &[Scored]) -> Vec<(Stri
         .collect()
 }
 
-fn record(task: &Task, request: &Request, scored: &[Scored]) -> SampleRecord {
+fn record(task: &Task, request: &Request, scored: &[Scored], seconds: f64) -> SampleRecord {
     SampleRecord {
+        seconds,
         doc_index: request.doc_index,
         doc_id: request.doc_id.clone(),
         context: request.context.clone(),
@@ -412,7 +429,8 @@ impl SamplesFile {
     }
 
     /// The scores of an earlier run for this request, if it asked exactly the same.
-    fn recorded(&self, request: &Request) -> Result<Option<Vec<Scored>>> {
+    /// The recorded scores of `request`'s document and the seconds they took, if recorded.
+    fn recorded(&self, request: &Request) -> Result<Option<(Vec<Scored>, f64)>> {
         let Some(r) = self.recorded.get(&request.doc_index) else {
             return Ok(None);
         };
@@ -433,7 +451,7 @@ impl SamplesFile {
                 ),
             });
         }
-        Ok(Some(
+        Ok(Some((
             r.continuations
                 .iter()
                 .map(|c| Scored {
@@ -442,7 +460,8 @@ impl SamplesFile {
                     tokens: c.tokens,
                 })
                 .collect(),
-        ))
+            r.seconds,
+        )))
     }
 
     /// One line per record, written with a single call and flushed, so a killed run leaves
@@ -614,10 +633,16 @@ mod tests {
         let indices: Vec<usize> = records.iter().map(|r| r.doc_index).collect();
         assert_eq!(indices, (0..10).collect::<Vec<_>>());
 
+        // the scoring time counts every record, also those of the run it continued
+        let recorded: f64 = records.iter().map(|r| r.seconds).sum();
+        assert!(records.iter().all(|r| r.seconds >= 0.0));
+        assert!((full.scoring_seconds["toy"] - recorded).abs() < 1e-9);
+
         let mut third = NegativeLengthScorer::default();
         let again = run(&mut third, &tasks, &config, &mut |_| {}).unwrap();
         assert_eq!(third.calls, 0);
         assert_eq!(again.results, full.results);
+        assert_eq!(again.scoring_seconds, full.scoring_seconds);
         assert_eq!(lines(&samples).len(), 10);
     }
 
