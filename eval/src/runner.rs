@@ -600,6 +600,23 @@ mod tests {
     }
 
     #[test]
+    fn results_reload_bit_for_bit() {
+        // The default (fast) float parser reads 1.1630000000000001e-6 back one ulp off.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        let mut results = Results::new(ModelInfo {
+            id: "m".into(),
+            sha256: None,
+        });
+        results
+            .scoring_seconds
+            .insert("toy".into(), 1.163_000_000_000_000_1e-6);
+        results.scoring_seconds.insert("other".into(), 0.1 + 0.2);
+        results.write(&path).unwrap();
+        assert_eq!(Results::load(&path).unwrap(), results);
+    }
+
+    #[test]
     fn resumes_without_rescoring_or_duplicating() {
         let dir = tempfile::tempdir().unwrap();
         let (task, config) = fixture(dir.path(), 10);
