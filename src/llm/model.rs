@@ -5,7 +5,7 @@
 use super::device::{self, DeviceKv, DeviceModel};
 use super::gguf::GgufFile;
 use super::safetensors::TensorSource;
-use super::weight::{SharedMut, Weight};
+use super::weight::{matmul_many, SharedMut, Weight};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Gated};
 use gemm::{gemm, Parallelism};
@@ -398,9 +398,12 @@ impl Model {
         for (li, layer) in self.layers.iter().enumerate() {
             normed.copy_from_slice(&x);
             kernels::rms_norm(&mut normed, &layer.attn_norm, c.eps);
-            layer.q.matmul(&normed, t, &mut q);
-            layer.k.matmul(&normed, t, &mut k);
-            layer.v.matmul(&normed, t, &mut v);
+            matmul_many(
+                &[&layer.q, &layer.k, &layer.v],
+                &normed,
+                t,
+                &mut [&mut q, &mut k, &mut v],
+            );
             add_bias(&mut q, &layer.q_bias);
             add_bias(&mut k, &layer.k_bias);
             add_bias(&mut v, &layer.v_bias);
@@ -445,8 +448,12 @@ impl Model {
 
             normed.copy_from_slice(&x);
             kernels::rms_norm(&mut normed, &layer.ffn_norm, c.eps);
-            layer.gate.matmul(&normed, t, &mut gate);
-            layer.up.matmul(&normed, t, &mut up);
+            matmul_many(
+                &[&layer.gate, &layer.up],
+                &normed,
+                t,
+                &mut [&mut gate, &mut up],
+            );
             gate.par_chunks_mut(ffn)
                 .zip(up.par_chunks(ffn))
                 .for_each(|(g, u)| kernels::gated(c.activation, g, u));
@@ -648,30 +655,43 @@ impl Model {
         let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
         let group = c.heads / c.kv_heads;
         let t = q.len() / qd;
+        // The query heads that share a key/value head read its cache once per job, not once
+        // per head; the group is split only as far as it takes to keep every thread busy.
+        let parts = rayon::current_num_threads()
+            .div_ceil(c.kv_heads * t)
+            .clamp(1, group);
+        let per_part = group.div_ceil(parts);
         let dst = SharedMut(out.as_mut_ptr());
-        (0..c.heads * t).into_par_iter().for_each(|job| {
-            let (head, r) = (job / t, job % t);
-            let kv_head = head / group;
+        (0..c.kv_heads * t * parts).into_par_iter().for_each(|job| {
+            let (kv_head, r, part) = (job / (t * parts), job / parts % t, job % parts);
+            let heads = kv_head * group + (part * per_part).min(group)
+                ..kv_head * group + ((part + 1) * per_part).min(group);
             let pos = pos0 + r;
             let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-            let query = &q[r * qd + head * hd..r * qd + (head + 1) * hd];
-            let mut scores: Vec<f32> = (first..=pos)
-                .map(|j| {
-                    let key = &keys[j * kvd + kv_head * hd..j * kvd + (kv_head + 1) * hd];
-                    kernels::dot(query, key) * c.attn_scale
+            let span = pos + 1 - first;
+            let at = |j: usize| j * kvd + kv_head * hd..j * kvd + (kv_head + 1) * hd;
+            let query = |head: usize| &q[r * qd + head * hd..r * qd + (head + 1) * hd];
+            let mut scores = vec![0f32; heads.len() * span];
+            for (i, j) in (first..=pos).enumerate() {
+                let key = &keys[at(j)];
+                for (h, head) in heads.clone().enumerate() {
+                    scores[h * span + i] = kernels::dot(query(head), key) * c.attn_scale;
+                }
+            }
+            scores.chunks_exact_mut(span).for_each(kernels::softmax);
+            let mut outs: Vec<&mut [f32]> = heads
+                .clone()
+                // SAFETY: each job owns row r × its heads' columns of `out`.
+                .map(|head| unsafe {
+                    std::slice::from_raw_parts_mut(dst.ptr().add(r * qd + head * hd), hd)
                 })
                 .collect();
-            kernels::softmax(&mut scores);
-            // SAFETY: each job owns row r × head columns of `out`.
-            let o =
-                unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(r * qd + head * hd), hd) };
-            o.fill(0.0);
-            for (j, p) in (first..=pos).zip(&scores) {
-                kernels::axpy(
-                    *p,
-                    &values[j * kvd + kv_head * hd..j * kvd + (kv_head + 1) * hd],
-                    o,
-                );
+            outs.iter_mut().for_each(|o| o.fill(0.0));
+            for (i, j) in (first..=pos).enumerate() {
+                let value = &values[at(j)];
+                for (h, o) in outs.iter_mut().enumerate() {
+                    kernels::axpy(scores[h * span + i], value, o);
+                }
             }
         });
     }

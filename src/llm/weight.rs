@@ -261,12 +261,38 @@ impl Weight {
         }
         with_block_type!(self.dtype, T => {
             if m <= DOT_MAX_ROWS {
-                matmul_dot::<T>(self.blocks::<T>(), x, m, self.cols, self.rows, out)
+                matmul_dot::<T>(self.blocks::<T>(), x, self.cols, self.rows, out)
             } else {
                 matmul_panels::<T>(self.blocks::<T>(), x, m, self.cols, self.rows, out)
             }
         })
     }
+}
+
+/// `outs[i] = x · weights[i]ᵀ` for matrices that read the same input (a layer's q, k and v;
+/// gate and up). Decoding runs all their dot products in one parallel pass, so a step
+/// dispatches its thread pool once per group rather than once per matrix.
+pub fn matmul_many(weights: &[&Weight], x: &[f32], m: usize, outs: &mut [&mut [f32]]) {
+    assert_eq!(weights.len(), outs.len(), "one output per matrix");
+    let fused = m <= DOT_MAX_ROWS && weights.iter().all(|w| w.packed.is_none());
+    if !fused {
+        for (w, out) in weights.iter().zip(outs.iter_mut()) {
+            w.matmul(x, m, out);
+        }
+        return;
+    }
+    let jobs: Vec<Box<dyn DotChunks + '_>> = weights
+        .iter()
+        .zip(outs.iter_mut())
+        .map(|(w, out)| {
+            assert_eq!(x.len(), m * w.cols, "matmul input shape");
+            assert!(out.len() >= m * w.rows, "matmul output shape");
+            with_block_type!(w.dtype, T => {
+                Box::new(DotJob::new(w.blocks::<T>(), x, w.cols, w.rows, out)) as Box<dyn DotChunks>
+            })
+        })
+        .collect();
+    run_dot_jobs(&jobs);
 }
 
 /// A raw pointer that tasks writing disjoint elements may share.
@@ -283,22 +309,57 @@ impl SharedMut {
     }
 }
 
-fn matmul_dot<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, out: &mut [f32]) {
-    let kb = k / T::BLCK_SIZE;
-    let mut xq = vec![T::VecDotType::zeros(); m * kb];
-    for (row, q) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
-        T::VecDotType::from_float(row, q);
+/// One matrix's share of a dot-product pass: the activations quantized to its dot type, and
+/// the product of rows `DOT_CHUNK·c..` for any chunk `c`.
+trait DotChunks: Sync {
+    fn chunks(&self) -> usize;
+    fn run(&self, c: usize);
+}
+
+struct DotJob<'a, T: GgmlType> {
+    w: &'a [T],
+    xq: Vec<T::VecDotType>,
+    k: usize,
+    n: usize,
+    dst: SharedMut,
+    dot: super::quant::DotFn<T>,
+    dot4: Option<super::quant::Dot4Fn<T>>,
+}
+
+impl<'a, T: GgmlType> DotJob<'a, T> {
+    fn new(w: &'a [T], x: &[f32], k: usize, n: usize, out: &mut [f32]) -> Self {
+        let kb = k / T::BLCK_SIZE;
+        let m = x.len() / k;
+        let mut xq = vec![T::VecDotType::zeros(); m * kb];
+        for (row, q) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
+            T::VecDotType::from_float(row, q);
+        }
+        DotJob {
+            w,
+            xq,
+            k,
+            n,
+            dst: SharedMut(out.as_mut_ptr()),
+            dot: super::quant::dot_for::<T>(),
+            dot4: super::quant::dot4_for::<T>(),
+        }
     }
-    let dot = super::quant::dot_for::<T>();
-    let dot4 = super::quant::dot4_for::<T>();
-    let dst = SharedMut(out.as_mut_ptr());
-    (0..n.div_ceil(DOT_CHUNK)).into_par_iter().for_each(|c| {
-        let row = |j: usize| &w[j * kb..(j + 1) * kb];
+}
+
+impl<T: GgmlType> DotChunks for DotJob<'_, T> {
+    fn chunks(&self) -> usize {
+        self.n.div_ceil(DOT_CHUNK)
+    }
+
+    fn run(&self, c: usize) {
+        let (k, n, dst) = (self.k, self.n, self.dst);
+        let kb = k / T::BLCK_SIZE;
+        let row = |j: usize| &self.w[j * kb..(j + 1) * kb];
         let (start, end) = (c * DOT_CHUNK, ((c + 1) * DOT_CHUNK).min(n));
         let mut j = start;
-        if let Some(dot4) = dot4 {
+        if let Some(dot4) = self.dot4 {
             while j + 4 <= end {
-                for (i, q) in xq.chunks_exact(kb).enumerate() {
+                for (i, q) in self.xq.chunks_exact(kb).enumerate() {
                     let v = dot4(k, [row(j), row(j + 1), row(j + 2), row(j + 3)], q);
                     for (r, v) in v.into_iter().enumerate() {
                         // SAFETY: elements (i, j..j+4) belong to this task's row chunk c.
@@ -309,13 +370,34 @@ fn matmul_dot<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, out
             }
         }
         for j in j..end {
-            for (i, q) in xq.chunks_exact(kb).enumerate() {
-                let v = dot(k, row(j), q);
+            for (i, q) in self.xq.chunks_exact(kb).enumerate() {
+                let v = (self.dot)(k, row(j), q);
                 // SAFETY: element (i, j) is written by the one task that owns row chunk c.
                 unsafe { *dst.ptr().add(i * n + j) = v };
             }
         }
+    }
+}
+
+/// Runs every chunk of every job in one parallel pass.
+fn run_dot_jobs(jobs: &[Box<dyn DotChunks + '_>]) {
+    let starts: Vec<usize> = jobs
+        .iter()
+        .scan(0, |at, j| {
+            let start = *at;
+            *at += j.chunks();
+            Some(start)
+        })
+        .collect();
+    let total = jobs.iter().map(|j| j.chunks()).sum::<usize>();
+    (0..total).into_par_iter().for_each(|c| {
+        let i = starts.partition_point(|&s| s <= c) - 1;
+        jobs[i].run(c - starts[i]);
     });
+}
+
+fn matmul_dot<T: GgmlType>(w: &[T], x: &[f32], k: usize, n: usize, out: &mut [f32]) {
+    run_dot_jobs(&[Box::new(DotJob::new(w, x, k, n, out))]);
 }
 
 fn matmul_packed(packed: &PackedQ8, x: &[f32], m: usize, k: usize, n: usize, out: &mut [f32]) {
