@@ -548,4 +548,23 @@ mod tests {
         w.row_into(5, &mut row);
         assert_eq!(row, dense[5 * cols..6 * cols]);
     }
+
+    #[test]
+    fn one_pass_over_several_matrices_equals_one_product_each() {
+        let cols = 96;
+        let (a, _) = q8_weight(130, cols);
+        let (b, _) = q8_weight(36, cols);
+        for m in [1, 3, DOT_MAX_ROWS + 1] {
+            let x: Vec<f32> = (0..m * cols)
+                .map(|i| ((i % 11) as f32 - 5.0) / 3.0)
+                .collect();
+            let (mut fa, mut fb) = (vec![0f32; m * 130], vec![0f32; m * 36]);
+            matmul_many(&[&a, &b], &x, m, &mut [&mut fa, &mut fb]);
+            let (mut sa, mut sb) = (vec![0f32; m * 130], vec![0f32; m * 36]);
+            a.matmul(&x, m, &mut sa);
+            b.matmul(&x, m, &mut sb);
+            assert_eq!(fa, sa, "m={m}");
+            assert_eq!(fb, sb, "m={m}");
+        }
+    }
 }
