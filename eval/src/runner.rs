@@ -428,8 +428,8 @@ impl SamplesFile {
         })
     }
 
-    /// The scores of an earlier run for this request, if it asked exactly the same.
-    /// The recorded scores of `request`'s document and the seconds they took, if recorded.
+    /// The scores of an earlier run for this request, and the seconds they took, if it asked
+    /// exactly the same.
     fn recorded(&self, request: &Request) -> Result<Option<(Vec<Scored>, f64)>> {
         let Some(r) = self.recorded.get(&request.doc_index) else {
             return Ok(None);

@@ -254,17 +254,33 @@ impl Weight {
 
     /// `out[m × rows] = x[m × cols] · Wᵀ`, on the current rayon pool.
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        assert_eq!(x.len(), m * self.cols, "matmul input shape");
-        assert!(out.len() >= m * self.rows, "matmul output shape");
+        if self.takes_dot_path(m) {
+            return run_dot_jobs(&[self.dot_job(x, m, out)]);
+        }
+        self.check_shapes(x, m, out);
         if let Some(packed) = &self.packed {
             return matmul_packed(packed, x, m, self.cols, self.rows, out);
         }
         with_block_type!(self.dtype, T => {
-            if m <= DOT_MAX_ROWS {
-                matmul_dot::<T>(self.blocks::<T>(), x, self.cols, self.rows, out)
-            } else {
-                matmul_panels::<T>(self.blocks::<T>(), x, m, self.cols, self.rows, out)
-            }
+            matmul_panels::<T>(self.blocks::<T>(), x, m, self.cols, self.rows, out)
+        })
+    }
+
+    fn check_shapes(&self, x: &[f32], m: usize, out: &[f32]) {
+        assert_eq!(x.len(), m * self.cols, "matmul input shape");
+        assert!(out.len() >= m * self.rows, "matmul output shape");
+    }
+
+    /// Whether `m` rows go through one integer dot product per output row (see the module doc).
+    fn takes_dot_path(&self, m: usize) -> bool {
+        m <= DOT_MAX_ROWS && self.packed.is_none()
+    }
+
+    /// This matrix's share of a dot-product pass over `m` rows of `x` into `out`.
+    fn dot_job<'a>(&'a self, x: &[f32], m: usize, out: &mut [f32]) -> Box<dyn DotChunks + 'a> {
+        self.check_shapes(x, m, out);
+        with_block_type!(self.dtype, T => {
+            Box::new(DotJob::new(self.blocks::<T>(), x, self.cols, self.rows, out))
         })
     }
 }
@@ -274,23 +290,16 @@ impl Weight {
 /// dispatches its thread pool once per group rather than once per matrix.
 pub fn matmul_many(weights: &[&Weight], x: &[f32], m: usize, outs: &mut [&mut [f32]]) {
     assert_eq!(weights.len(), outs.len(), "one output per matrix");
-    let fused = m <= DOT_MAX_ROWS && weights.iter().all(|w| w.packed.is_none());
-    if !fused {
+    if !weights.iter().all(|w| w.takes_dot_path(m)) {
         for (w, out) in weights.iter().zip(outs.iter_mut()) {
             w.matmul(x, m, out);
         }
         return;
     }
-    let jobs: Vec<Box<dyn DotChunks + '_>> = weights
+    let jobs: Vec<_> = weights
         .iter()
         .zip(outs.iter_mut())
-        .map(|(w, out)| {
-            assert_eq!(x.len(), m * w.cols, "matmul input shape");
-            assert!(out.len() >= m * w.rows, "matmul output shape");
-            with_block_type!(w.dtype, T => {
-                Box::new(DotJob::new(w.blocks::<T>(), x, w.cols, w.rows, out)) as Box<dyn DotChunks>
-            })
-        })
+        .map(|(w, out)| w.dot_job(x, m, out))
         .collect();
     run_dot_jobs(&jobs);
 }
@@ -381,23 +390,16 @@ impl<T: GgmlType> DotChunks for DotJob<'_, T> {
 
 /// Runs every chunk of every job in one parallel pass.
 fn run_dot_jobs(jobs: &[Box<dyn DotChunks + '_>]) {
-    let starts: Vec<usize> = jobs
-        .iter()
-        .scan(0, |at, j| {
-            let start = *at;
-            *at += j.chunks();
-            Some(start)
-        })
-        .collect();
-    let total = jobs.iter().map(|j| j.chunks()).sum::<usize>();
+    let mut starts = Vec::with_capacity(jobs.len());
+    let mut total = 0;
+    for job in jobs {
+        starts.push(total);
+        total += job.chunks();
+    }
     (0..total).into_par_iter().for_each(|c| {
         let i = starts.partition_point(|&s| s <= c) - 1;
         jobs[i].run(c - starts[i]);
     });
-}
-
-fn matmul_dot<T: GgmlType>(w: &[T], x: &[f32], k: usize, n: usize, out: &mut [f32]) {
-    run_dot_jobs(&[Box::new(DotJob::new(w, x, k, n, out))]);
 }
 
 fn matmul_packed(packed: &PackedQ8, x: &[f32], m: usize, k: usize, n: usize, out: &mut [f32]) {
