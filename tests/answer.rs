@@ -152,6 +152,17 @@ fn questions_the_documents_do_not_answer_are_refused() {
     );
     assert!(text.contains("식품의약품안전처"), "{text}");
     assert!(a["claims"].as_array().unwrap().is_empty());
+    // no document here mentions 강아지 (nor 방부제): the refusal names what it looked for
+    assert_eq!(a["refusal_reason"], "unknown_subject", "{a}");
+    let searched = text.split("공개 문서에서 \"").nth(1).unwrap_or_default();
+    let searched = searched.split('"').next().unwrap_or_default();
+    assert!(
+        searched.contains("강아지") && searched.contains("방부제"),
+        "{text}"
+    );
+    // a word of the question misspelt is still found (건강진단 → 건강진담)
+    let a = ask("건강진담 결과서의 유효기간은 얼마인가요?", "public");
+    assert_ne!(a["refusal_reason"], "unknown_subject", "{a}");
 }
 
 #[test]

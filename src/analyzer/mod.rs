@@ -9,7 +9,7 @@ mod tokenizer;
 
 pub use bigram::BigramTokenizer;
 pub use dictionary::{ensure_ko_dictionary, KoreanDictionary, Morpheme};
-pub use tokenizer::{BufferedTokens, KoreanTokenizer};
+pub use tokenizer::{nouns, BufferedTokens, KoreanTokenizer};
 
 /// Name of the morphological tokenizer on an index.
 pub const KO_MORPH: &str = "ko_morph";

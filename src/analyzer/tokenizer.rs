@@ -65,6 +65,31 @@ impl Tokenizer for KoreanTokenizer {
     }
 }
 
+/// Tags of the words that name things: common and proper nouns, foreign words, hanja and
+/// words the dictionary does not know.
+const NOUN_TAGS: [&str; 5] = ["NNG", "NNP", "SL", "SH", "UNKNOWN"];
+
+/// The words of `text` that name things, each whole (a compound as one word) and spelled as
+/// the morpheme field indexes it (lowercased), grouped as they are written together: 건강진담
+/// (a misspelt 건강진단) is the group [건강, 진담]. What a question is about.
+pub fn nouns(dictionary: &KoreanDictionary, text: &str) -> crate::Result<Vec<Vec<String>>> {
+    let nfc = NfcText::new(text);
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut end = usize::MAX;
+    for m in dictionary.segment(nfc.as_str())? {
+        if !NOUN_TAGS.contains(&m.first_tag()) || m.kind == "Inflect" {
+            continue;
+        }
+        let word = m.surface.to_lowercase();
+        match groups.last_mut() {
+            Some(group) if m.range.start == end => group.push(word),
+            _ => groups.push(vec![word]),
+        }
+        end = m.range.end;
+    }
+    Ok(groups)
+}
+
 /// Tokens produced up front, streamed to tantivy.
 pub struct BufferedTokens<'a> {
     tokens: &'a mut [Token],
@@ -345,6 +370,30 @@ mod tests {
 
     fn terms(text: &str) -> Vec<String> {
         tokens(text).into_iter().map(|t| t.text).collect()
+    }
+
+    #[test]
+    fn nouns_are_the_words_that_name_things() {
+        let groups = nouns(
+            dictionary(),
+            "해외직구로 반입이 차단되는 식품 원료 목록에 멜라토닌이 있나요? HACCP 건강기능식품",
+        )
+        .unwrap();
+        let found: Vec<&String> = groups.iter().flatten().collect();
+        for noun in ["멜라토닌", "식품", "원료", "목록", "haccp", "건강기능식품"] {
+            assert!(found.iter().any(|n| *n == noun), "{noun} in {found:?}");
+        }
+        for not_a_noun in ["있", "되", "이", "에", "기능"] {
+            assert!(
+                !found.iter().any(|n| *n == not_a_noun),
+                "{not_a_noun} in {found:?}"
+            );
+        }
+        assert!(
+            groups.contains(&vec!["해외".to_string(), "직구".to_string()]),
+            "{groups:?}"
+        );
+        assert!(groups.contains(&vec!["원료".to_string()]), "{groups:?}");
     }
 
     #[test]

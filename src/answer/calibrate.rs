@@ -127,3 +127,41 @@ fn calibrate_on_dev() {
         );
     }
 }
+
+/// Which questions name something no readable passage mentions (refused as an unknown
+/// subject), answerable or not.
+/// `ANJEON_RAG_DATA=/tmp/full cargo test --lib unknown_subjects_on_dev -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn unknown_subjects_on_dev() {
+    let data = std::env::var("ANJEON_RAG_DATA").expect("ANJEON_RAG_DATA: an index of the corpus");
+    let config = Config {
+        data_dir: data.into(),
+        cache_dir: crate::test_cache_dir(),
+        ..Default::default()
+    };
+    let index = Index::open(&config).expect("index");
+    let qa = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/qa/dev.jsonl");
+    let questions = load_questions(&qa).expect("questions");
+    let filter = SearchFilter {
+        access: vec![Access::Public],
+        ..Default::default()
+    };
+    let (mut answerable, mut unanswerable) = (0, 0);
+    for q in &questions {
+        let terms = QuestionTerms::new(&index, &q.question, &filter).expect("terms");
+        if terms.unknown.is_empty() {
+            continue;
+        }
+        if q.answerable {
+            answerable += 1;
+        } else {
+            unanswerable += 1;
+        }
+        println!(
+            "{} answerable {} unknown {:?}",
+            q.id, q.answerable, terms.unknown
+        );
+    }
+    println!("unknown subject: {answerable} answerable, {unanswerable} unanswerable questions");
+}

@@ -109,6 +109,8 @@ pub enum RefusalReason {
     WeakRetrieval,
     /// Passages were found, but no sentence of the answer survived verification.
     NoSupportedClaim,
+    /// The question names something no readable document mentions.
+    UnknownSubject,
 }
 
 /// Where the time of one answer went, in milliseconds.
@@ -239,6 +241,9 @@ impl<'a> Answerer<'a> {
         let mut out = Output::new(start, on_text, req.role == Role::Public);
         if found.medical {
             out.emit(&format!("{}\n", self.prompts.render_medical()));
+        }
+        if !found.terms.unknown.is_empty() {
+            return self.refuse(out, RefusalReason::UnknownSubject, &found, timings);
         }
         let best = found.ranked.first().map(|s| s.relevance).unwrap_or(0.0);
         if best < self.config.min_relevance {
@@ -458,7 +463,13 @@ impl Answerer<'_> {
         } else {
             "공개·내부 문서"
         };
-        let searched = format!("{scope}에서 \"{}\"", searched_words(&terms.terms));
+        // An unknown subject is what was searched for in vain; otherwise all the words were.
+        let words = if reason == RefusalReason::UnknownSubject {
+            terms.unknown.join(" ")
+        } else {
+            searched_words(&terms.terms)
+        };
+        let searched = format!("{scope}에서 \"{words}\"");
         let listed: Vec<String> = closest
             .iter()
             .map(|c| {

@@ -28,7 +28,14 @@ pub struct QuestionTerms {
     /// Per term, statutory phrasings (each a set of analysed terms) that count as the term
     /// being present (see [`super::thesaurus`]).
     pub alternatives: Vec<Vec<Vec<String>>>,
+    /// Nouns of the question that no passage the caller may read mentions, not even inside
+    /// a longer word or misspelt, and that no thesaurus entry rephrases: things the documents
+    /// say nothing about (해외직구 … 멜라토닌), so no passage can answer the question.
+    pub unknown: Vec<String>,
 }
+
+/// Nouns that ask rather than name (얼마나, 언제까지): never a question's subject.
+const QUESTION_NOUNS: [&str; 6] = ["얼마", "무엇", "언제", "어디", "누구", "몇"];
 
 impl QuestionTerms {
     pub fn new(index: &Index, question: &str, filter: &SearchFilter) -> Result<QuestionTerms> {
@@ -39,7 +46,8 @@ impl QuestionTerms {
             }
         }
         let mut alternatives = vec![Vec::new(); terms.len()];
-        for entry in super::thesaurus::matches(super::thesaurus::builtin(), question) {
+        let rephrased = super::thesaurus::matches(super::thesaurus::builtin(), question);
+        for entry in &rephrased {
             let word_terms = index.analyse(&entry.word)?;
             for phrase in &entry.terms {
                 let phrase_terms = index.analyse(phrase)?;
@@ -60,10 +68,38 @@ impl QuestionTerms {
                 (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
             })
             .collect();
+        let mut unknown: Vec<String> = Vec::new();
+        let rephrases = |word: &str| {
+            rephrased
+                .iter()
+                .any(|e| e.word.contains(word) || word.contains(e.word.as_str()))
+        };
+        for group in index.nouns(question)? {
+            // Nouns written together are judged together first: 건강진담 is 건강진단 misspelt,
+            // though 진담 alone is another word.
+            let whole = group.concat();
+            if group.len() > 1 && (rephrases(&whole) || index.mentions(&whole, filter)?) {
+                continue;
+            }
+            for noun in group {
+                // one syllable is too ambiguous to judge (약, 물, 암)
+                if noun.chars().count() < 2
+                    || QUESTION_NOUNS.contains(&noun.as_str())
+                    || unknown.contains(&noun)
+                    || rephrases(&noun)
+                {
+                    continue;
+                }
+                if !index.mentions(&noun, filter)? {
+                    unknown.push(noun);
+                }
+            }
+        }
         Ok(QuestionTerms {
             terms,
             idf,
             alternatives,
+            unknown,
         })
     }
 
@@ -219,6 +255,7 @@ mod tests {
             terms: vec!["배추김치".into(), "기준".into()],
             idf: vec![8.0, 1.0],
             alternatives: vec![vec![vec!["김치".into(), "배추".into()]], vec![]],
+            unknown: Vec::new(),
         };
         let common: HashSet<String> = ["기준".to_string()].into();
         let rare: HashSet<String> = ["배추김치".to_string()].into();

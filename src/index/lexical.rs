@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use tantivy::collector::{Collector, Count, DocSetCollector, SegmentCollector, TopDocs};
 use tantivy::index::SegmentId;
 use tantivy::query::{
-    BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery,
+    BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, RegexQuery,
+    TermQuery, TermSetQuery,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, OwnedValue, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED,
@@ -537,6 +538,62 @@ impl LexicalIndex {
         self.reader.searcher().search(&query, &Count).map_err(tv)
     }
 
+    /// Whether a passage the filter allows mentions `word` (a noun as [`Self::analyse`]
+    /// spells it): as a morpheme; inside a longer word (its Hangul bigrams in a row: 저영 in
+    /// 저영양, 대장균 in 대장균군); or, for a word of three or more characters, with one
+    /// character mistyped (식품의약퓸 for 식품의약품). Only a substitution counts: a word one
+    /// character longer or shorter is another word (멜라토닌 and 멜라닌), and so is a
+    /// two-character word one character off (라돈, 라면).
+    pub fn mentions(&self, word: &str, filter: &SearchFilter) -> Result<bool> {
+        if self.doc_freq(word, false, filter)? > 0 {
+            return Ok(true);
+        }
+        let searcher = self.reader.searcher();
+        let count = |q: Box<dyn Query>| -> Result<usize> {
+            let query = BooleanQuery::new(vec![
+                (Occur::Must, q),
+                (Occur::Must, self.filter_query(filter)),
+            ]);
+            searcher.search(&query, &Count).map_err(tv)
+        };
+        let field = self.fields.text_bigram;
+        let mut analyzer = self.index.tokenizer_for_field(field).map_err(tv)?;
+        let mut stream = analyzer.token_stream(word);
+        let mut grams: Vec<(usize, Term)> = Vec::new();
+        while let Some(t) = stream.next() {
+            grams.push((t.position, Term::from_field_text(field, &t.text)));
+        }
+        let inside: Option<Box<dyn Query>> = match grams.len() {
+            0 => None,
+            1 => Some(Box::new(TermQuery::new(
+                grams.remove(0).1,
+                IndexRecordOption::Basic,
+            ))),
+            _ => Some(Box::new(PhraseQuery::new_with_offset(grams))),
+        };
+        if let Some(q) = inside {
+            if count(q)? > 0 {
+                return Ok(true);
+            }
+        }
+        let chars: Vec<char> = word.chars().collect();
+        if chars.len() < 3 || !chars.iter().all(|c| c.is_alphanumeric()) {
+            return Ok(false);
+        }
+        for i in 0..chars.len() {
+            let pattern: String = chars
+                .iter()
+                .enumerate()
+                .map(|(j, &c)| if i == j { '.' } else { c })
+                .collect();
+            let query = RegexQuery::from_pattern(&pattern, self.fields.text).map_err(tv)?;
+            if count(Box::new(query))? > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Number of passages the filter allows.
     pub fn count(&self, filter: &SearchFilter) -> Result<usize> {
         self.reader
@@ -626,4 +683,62 @@ fn str_of(d: &TantivyDocument, f: Field) -> Option<String> {
         OwnedValue::Str(s) => Some(s),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::Access;
+
+    fn passage(id: u64, access: &str, text: &str) -> StoredPassage {
+        StoredPassage {
+            id,
+            doc: format!("{id}.md"),
+            kind: "text".into(),
+            law: None,
+            access: access.into(),
+            date: None,
+            title: String::new(),
+            locator: String::new(),
+            text: text.into(),
+            start: 0,
+            end: text.len() as u64,
+        }
+    }
+
+    #[test]
+    fn mentions_reach_inside_words_and_past_typos_but_not_to_other_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = LexicalIndex::open(dir.path(), |idx| {
+            crate::analyzer::register(idx, crate::analyzer::test_support::dictionary())
+        })
+        .unwrap();
+        let public_text =
+            "고열량ㆍ저영양 식품은 식품의약품안전처장이 정한다. 멜라닌색소 침착을 방지한다.";
+        index.add(&passage(1, "public", public_text)).unwrap();
+        index
+            .add(&passage(2, "internal", "가나다식품 현장점검 결과"))
+            .unwrap();
+        index.commit().unwrap();
+        let public = SearchFilter {
+            access: vec![Access::Public],
+            ..Default::default()
+        };
+        let officials = SearchFilter {
+            access: vec![Access::Public, Access::Internal],
+            ..Default::default()
+        };
+        let mentions = |word: &str, filter: &SearchFilter| index.mentions(word, filter).unwrap();
+        assert!(mentions("식품", &public), "a morpheme");
+        assert!(mentions("저영", &public), "inside 저영양");
+        assert!(
+            mentions("식품의약퓸안전처", &public),
+            "one syllable mistyped"
+        );
+        assert!(!mentions("멜라토닌", &public), "멜라닌 is another word");
+        assert!(!mentions("라돈", &public));
+        // what only an internal document says is unknown to the public
+        assert!(!mentions("가나다식품", &public));
+        assert!(mentions("가나다식품", &officials));
+    }
 }

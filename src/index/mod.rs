@@ -135,6 +135,7 @@ struct PreparedFile {
 
 pub struct Index {
     config: Config,
+    dictionary: KoreanDictionary,
     lexical: LexicalIndex,
     vectors: Box<dyn VectorStore>,
     embedder: OnceLock<Embedder>,
@@ -156,6 +157,7 @@ impl Index {
         let manifest = Manifest::load(&data.join("manifest.json"))?;
         let index = Index {
             config: config.clone(),
+            dictionary,
             lexical,
             vectors,
             embedder: OnceLock::new(),
@@ -731,6 +733,18 @@ impl Index {
     /// The morphemes the index makes of `text` (as BM25 sees it), repeats included.
     pub fn analyse(&self, text: &str) -> Result<Vec<String>> {
         self.lexical.analyse(text, false)
+    }
+
+    /// The words of `text` that name things, spelled as the index spells them and grouped as
+    /// written together ([`crate::analyzer::nouns`]).
+    pub fn nouns(&self, text: &str) -> Result<Vec<Vec<String>>> {
+        crate::analyzer::nouns(&self.dictionary, text)
+    }
+
+    /// Whether a passage the filter allows mentions `word`, even inside a longer word or
+    /// misspelt ([`LexicalIndex::mentions`]).
+    pub fn mentions(&self, word: &str, filter: &SearchFilter) -> Result<bool> {
+        self.lexical.mentions(word, filter)
     }
 
     /// The Hangul bigrams the index makes of `text`, repeats included.
