@@ -1,13 +1,14 @@
 //! Extractive answers: the packed passages' sentences that cover the question best, quoted
-//! verbatim with their passage numbers (instruction-like sentences are never quoted). A
-//! statute's rule and its proviso (the next sentence, "다만, …") are quoted together, so an
-//! answer never states a rule without its exception, or an exception without its rule; a
+//! verbatim with their passage numbers (instruction-like sentences, and pointers such as
+//! "…은 대통령령으로 정한다", are never quoted). A statute's rule and its proviso (the next
+//! sentence, "다만, …") are quoted together, so an answer never states a rule without its
+//! exception, or an exception without its rule; a
 //! sentence that only introduces a list ("…은 다음 각 호와 같다.") is quoted with the list
 //! item that covers the question best.
 
 use super::guard::is_instruction;
 use super::retrieve::{QuestionTerms, Scored};
-use super::text::{sentences, CitedSentence};
+use super::text::{is_pointer, sentences, CitedSentence};
 use crate::config::AnswerConfig;
 use crate::error::Result;
 use crate::index::Index;
@@ -23,7 +24,9 @@ pub fn best_sentences(
     packed: &[&Scored],
     config: &AnswerConfig,
 ) -> Result<Vec<CitedSentence>> {
-    let quotable = |t: &str| t.chars().count() >= MIN_SENTENCE_CHARS && !is_instruction(t);
+    // A pointer ("…은 총리령으로 정한다") tells the reader nothing they asked.
+    let quotable =
+        |t: &str| t.chars().count() >= MIN_SENTENCE_CHARS && !is_instruction(t) && !is_pointer(t);
     let passages: Vec<Vec<String>> = packed
         .iter()
         .take(config.quote_passages.max(1))

@@ -178,8 +178,14 @@ pub fn retrieve(
     let found: Vec<Candidate> = index.candidates(&request, Some(&vector))?;
     let mut scored = Vec::with_capacity(found.len());
     for c in found {
+        // A sentence that only points elsewhere ("…은 총리령으로 정한다") covers nothing: the
+        // passage that states the rule should outrank the one that delegates it.
+        let stated: Vec<String> = super::text::sentences(&c.hit.text)
+            .into_iter()
+            .filter(|s| !super::text::is_pointer(s))
+            .collect();
         let present: HashSet<String> = index
-            .analyse(&format!("{}\n{}", c.hit.title, c.hit.text))?
+            .analyse(&format!("{}\n{}", c.hit.title, stated.join("\n")))?
             .into_iter()
             .collect();
         let coverage = terms.coverage(&present);

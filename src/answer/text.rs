@@ -11,6 +11,25 @@ pub struct CitedSentence {
     pub citations: Vec<usize>,
 }
 
+/// Whether a sentence only points elsewhere for its substance: "…은 대통령령으로 정한다",
+/// "…은 별표 1과 같다", "…에 따른다" (an amendment note such as "<개정 2013.3.23>" aside).
+/// It answers nothing by itself; a sentence that introduces the list after it ("다음 각 호와
+/// 같다") is not one, since its items follow.
+pub fn is_pointer(sentence: &str) -> bool {
+    let mut s = sentence.trim();
+    while let Some(open) = s.rfind('<').filter(|_| s.ends_with('>')) {
+        s = s[..open].trim_end();
+    }
+    let s = s.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
+    let lists = s.ends_with("다음 각 호와 같다") || s.ends_with("다음과 같다");
+    !lists
+        && (s.ends_with("으로 정한다")
+            || s.ends_with("로 정한다")
+            || s.ends_with("과 같다")
+            || s.ends_with("와 같다")
+            || s.ends_with("에 따른다"))
+}
+
 /// Splits text into sentences: after `.`, `?`, `!` or `。` followed by whitespace, at line
 /// breaks, and before a circled paragraph number (①…⑳) or an item number at a line start,
 /// because statute paragraphs are run together in passages. Pieces are trimmed; empty ones
@@ -175,6 +194,26 @@ pub fn bigram_containment(claim: &str, source: &str) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pointers_are_told_from_rules_and_list_introductions() {
+        for pointer in [
+            "② 제1항에 따른 등급분류의 기준과 절차 등에 관하여 필요한 사항은 총리령으로 정한다. <개정 2013.3.23>",
+            "법 제3조제2항에 따른 의료기기의 등급분류 및 지정에 관한 기준과 절차는 별표 1과 같다.",
+            "그 밖의 사항은 대통령령으로 정한다.",
+            "수수료의 납부 방법은 「전자정부법」에 따른다.",
+        ] {
+            assert!(is_pointer(pointer), "{pointer}");
+        }
+        for stated in [
+            "영업자는 매년 건강진단을 받아야 한다.",
+            "교육시간은 다음 각 호와 같다.",
+            "이 법에서 사용하는 용어의 뜻은 다음과 같다. <개정 2016.2.3>",
+            "식품의약품안전처장은 의료기기의 등급을 분류하여 지정하여야 한다.",
+        ] {
+            assert!(!is_pointer(stated), "{stated}");
+        }
+    }
 
     #[test]
     fn splits_statute_passages_into_sentences() {
