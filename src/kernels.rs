@@ -1,5 +1,5 @@
 //! Element-wise kernels of the encoder and the LLM: GELU, softmax, LayerNorm, RMSNorm, gated
-//! activations, dot/axpy. Each has an AVX-512 version, picked at run time, and a portable one;
+//! activations, dot products, and dot/axpy against half-precision rows (the LLM's KV cache). Each has an AVX-512 version, picked at run time, and a portable one;
 //! those a decode step and log-likelihood scoring run for every token (attention's dot/axpy
 //! and softmax, the gated activation, the vocabulary's log-sum-exp) also have an AVX2+FMA
 //! version for CPUs without AVX-512 (AMD EPYC before Zen 4 among them).
@@ -7,6 +7,7 @@
 //! Our crate builds at opt-level 1 in the test profile, where LLVM does not vectorise loops, so
 //! the fast paths are written with explicit intrinsics.
 
+use half::f16;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -29,6 +30,19 @@ pub(crate) fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU runs the AVX2+FMA kernels that read half-precision values (F16C).
+#[inline]
+fn has_avx2_fma_f16c() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2_fma() && is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -369,41 +383,55 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// `y ← y + alpha · x`.
-pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+/// `Σ a·b`, with `b` in half precision (a cached key).
+pub(crate) fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
         // SAFETY: the CPU has AVX-512F.
-        unsafe { axpy_avx512(alpha, x, y) };
+        return unsafe { dot_f16_avx512(a, b) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C.
+        return unsafe { avx2::dot_f16(a, b) };
+    }
+    a.iter().zip(b).map(|(x, y)| x * y.to_f32()).sum()
+}
+
+/// `y ← y + alpha · x`, with `x` in half precision (a cached value).
+pub(crate) fn axpy_f16(alpha: f32, x: &[f16], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { axpy_f16_avx512(alpha, x, y) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        unsafe { avx2::axpy(alpha, x, y) };
+    if has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C.
+        unsafe { avx2::axpy_f16(alpha, x, y) };
         return;
     }
     for (v, a) in y.iter_mut().zip(x) {
-        *v += alpha * a;
+        *v += alpha * a.to_f32();
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn axpy_avx512(alpha: f32, x: &[f32], y: &mut [f32]) {
+unsafe fn axpy_f16_avx512(alpha: f32, x: &[f16], y: &mut [f32]) {
     let n = x.len().min(y.len());
-    let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+    let (px, py) = (x.as_ptr().cast::<u16>(), y.as_mut_ptr());
     let a = _mm512_set1_ps(alpha);
     let mut i = 0;
-    while i < n {
-        let m = tail_mask(n - i);
-        let v = _mm512_fmadd_ps(
-            a,
-            _mm512_maskz_loadu_ps(m, px.add(i)),
-            _mm512_maskz_loadu_ps(m, py.add(i)),
-        );
-        _mm512_mask_storeu_ps(py.add(i), m, v);
+    while i + 16 <= n {
+        let xs = _mm512_cvtph_ps(_mm256_loadu_si256(px.add(i).cast()));
+        let v = _mm512_fmadd_ps(a, xs, _mm512_loadu_ps(py.add(i)));
+        _mm512_storeu_ps(py.add(i), v);
         i += 16;
+    }
+    for (v, x) in y[i..n].iter_mut().zip(&x[i..n]) {
+        *v += alpha * x.to_f32();
     }
 }
 
@@ -444,6 +472,32 @@ unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+unsafe fn dot_f16_avx512(a: &[f32], b: &[f16]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr().cast::<u16>());
+    let half = |i: usize| _mm512_cvtph_ps(_mm256_loadu_si256(pb.add(i).cast()));
+    let mut acc0 = _mm512_setzero_ps();
+    let mut acc1 = _mm512_setzero_ps();
+    let mut i = 0;
+    while i + 32 <= n {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), half(i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 16)), half(i + 16), acc1);
+        i += 32;
+    }
+    if i + 16 <= n {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), half(i), acc0);
+        i += 16;
+    }
+    let rest: f32 = a[i..n]
+        .iter()
+        .zip(&b[i..n])
+        .map(|(x, y)| x * y.to_f32())
+        .sum();
+    _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + rest
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
 unsafe fn gated_avx512(act: Gated, gate: &mut [f32], up: &[f32]) {
     let n = gate.len().min(up.len());
     let (pg, pu) = (gate.as_mut_ptr(), up.as_ptr());
@@ -478,6 +532,7 @@ unsafe fn gated_avx512(act: Gated, gate: &mut [f32], up: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Gated, GELU_C};
+    use half::f16;
     use std::arch::x86_64::*;
 
     /// `f` over eight lanes of `x[i..]` (lanes past the end read as `pad`), storing the lanes
@@ -556,19 +611,44 @@ mod avx2 {
         hsum(_mm256_add_ps(acc0, acc1)) + rest
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr().cast::<u16>());
+        let half = |i: usize| _mm256_cvtph_ps(_mm_loadu_si128(pb.add(i).cast()));
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), half(i), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), half(i + 8), acc1);
+            i += 16;
+        }
+        if i + 8 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), half(i), acc0);
+            i += 8;
+        }
+        let rest: f32 = a[i..n]
+            .iter()
+            .zip(&b[i..n])
+            .map(|(x, y)| x * y.to_f32())
+            .sum();
+        hsum(_mm256_add_ps(acc0, acc1)) + rest
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn axpy_f16(alpha: f32, x: &[f16], y: &mut [f32]) {
         let n = x.len().min(y.len());
-        let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+        let (px, py) = (x.as_ptr().cast::<u16>(), y.as_mut_ptr());
         let a = _mm256_set1_ps(alpha);
         let mut i = 0;
         while i + 8 <= n {
-            let v = _mm256_fmadd_ps(a, _mm256_loadu_ps(px.add(i)), _mm256_loadu_ps(py.add(i)));
+            let xs = _mm256_cvtph_ps(_mm_loadu_si128(px.add(i).cast()));
+            let v = _mm256_fmadd_ps(a, xs, _mm256_loadu_ps(py.add(i)));
             _mm256_storeu_ps(py.add(i), v);
             i += 8;
         }
         for (v, x) in y[i..n].iter_mut().zip(&x[i..n]) {
-            *v += alpha * x;
+            *v += alpha * x.to_f32();
         }
     }
 
@@ -691,16 +771,31 @@ mod tests {
         for n in [1, 7, 8, 9, 16, 17, 256, 300] {
             let a = sample(n);
             let b: Vec<f32> = sample(n + 3)[3..].iter().map(|v| v * 0.5).collect();
-            let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            let fast = dot(&a, &b) as f64;
+            let exact32: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let fast32 = dot(&a, &b) as f64;
+            assert!(
+                (fast32 - exact32).abs() < 1e-4 * (1.0 + exact32.abs()),
+                "dot over {n}: {fast32} vs {exact32}"
+            );
+            // the cached side in half precision, as the KV cache keeps it
+            let halves: Vec<f16> = b.iter().map(|&v| f16::from_f32(v)).collect();
+            let exact: f64 = a
+                .iter()
+                .zip(&halves)
+                .map(|(x, y)| *x as f64 * y.to_f64())
+                .sum();
+            let fast = dot_f16(&a, &halves) as f64;
             assert!(
                 (fast - exact).abs() < 1e-4 * (1.0 + exact.abs()),
-                "dot over {n}: {fast} vs {exact}"
+                "dot_f16 over {n}: {fast} vs {exact}"
             );
-            let mut y = b.clone();
-            axpy(0.7, &a, &mut y);
-            for ((v, x), b) in y.iter().zip(&a).zip(&b) {
-                assert!((v - (b + 0.7 * x)).abs() < 1e-5, "axpy over {n}");
+            let mut y = a.clone();
+            axpy_f16(0.7, &halves, &mut y);
+            for ((v, x), h) in y.iter().zip(&a).zip(&halves) {
+                assert!(
+                    (v - (x + 0.7 * h.to_f32())).abs() < 1e-5,
+                    "axpy_f16 over {n}"
+                );
             }
             for act in [Gated::GeluTanh, Gated::Silu] {
                 let mut g = a.clone();

@@ -1,5 +1,6 @@
 //! The decoder-only transformer forward pass for the architectures we serve (gemma3, llama,
-//! qwen2, qwen3), read from GGUF metadata, with a KV cache and causal (optionally sliding-window)
+//! qwen2, qwen3), read from GGUF metadata, with a KV cache in half precision (as llama.cpp
+//! keeps it: half the bytes a decode step reads) and causal (optionally sliding-window)
 //! attention computed block-wise by GEMM.
 
 use super::device::{self, DeviceKv, DeviceModel};
@@ -9,6 +10,8 @@ use super::weight::{matmul_many, SharedMut, Weight};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Gated};
 use gemm::{gemm, Parallelism};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 /// The architecture family, as GGUF's `general.architecture` names it.
@@ -162,11 +165,11 @@ pub struct Model {
 }
 
 /// Per-sequence attention state: keys and values of every position seen so far (on the
-/// host, or on the model's device).
+/// host in half precision, or on the model's device).
 #[derive(Clone)]
 pub struct Cache {
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    k: Vec<Vec<f16>>,
+    v: Vec<Vec<f16>>,
     device_kv: DeviceKv,
     tokens: Vec<u32>,
 }
@@ -428,8 +431,14 @@ impl Model {
             for (tokens, cache) in batch.iter_mut() {
                 let n = tokens.len();
                 let pos0 = cache.len();
-                cache.k[li].extend_from_slice(&k[row * c.kv_dim()..(row + n) * c.kv_dim()]);
-                cache.v[li].extend_from_slice(&v[row * c.kv_dim()..(row + n) * c.kv_dim()]);
+                append_f16(
+                    &mut cache.k[li],
+                    &k[row * c.kv_dim()..(row + n) * c.kv_dim()],
+                );
+                append_f16(
+                    &mut cache.v[li],
+                    &v[row * c.kv_dim()..(row + n) * c.kv_dim()],
+                );
                 self.attention(
                     &q[row * c.q_dim()..(row + n) * c.q_dim()],
                     &cache.k[li],
@@ -550,8 +559,8 @@ impl Model {
     fn attention(
         &self,
         q: &[f32],
-        keys: &[f32],
-        values: &[f32],
+        keys: &[f16],
+        values: &[f16],
         pos0: usize,
         window: Option<usize>,
         out: &mut [f32],
@@ -567,8 +576,8 @@ impl Model {
         let blocks = t.div_ceil(QUERY_BLOCK);
         let dst = SharedMut(out.as_mut_ptr());
         (0..c.heads * blocks).into_par_iter().for_each_init(
-            Vec::new,
-            |scores: &mut Vec<f32>, job| {
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(scores, k32, v32): &mut (Vec<f32>, Vec<f32>, Vec<f32>), job| {
                 let (head, block) = (job / blocks, job % blocks);
                 let kv_head = head / group;
                 let i0 = block * QUERY_BLOCK;
@@ -578,9 +587,17 @@ impl Model {
                 let first = window.map_or(0, |w| (pos0 + i0 + 1).saturating_sub(w));
                 let n = last - first;
                 scores.resize(rows * n, 0.0);
+                // this kv head's keys and values in single precision, for GEMM
+                for (cached, wide) in [(keys, &mut *k32), (values, &mut *v32)] {
+                    wide.resize(n * hd, 0.0);
+                    for (j, row) in wide.chunks_exact_mut(hd).enumerate() {
+                        let at = (first + j) * kvd + kv_head * hd;
+                        cached[at..at + hd].convert_to_f32_slice(row);
+                    }
+                }
                 // SAFETY: all operands lie inside their buffers (rows i0..i0+rows of q, head
-                // columns; cached positions first..last, kv-head columns), and each job writes
-                // only its own rows × head columns of `out`.
+                // columns; the n converted positions), and each job writes only its own rows ×
+                // head columns of `out`.
                 unsafe {
                     gemm(
                         rows,
@@ -593,8 +610,8 @@ impl Model {
                         q.as_ptr().add(i0 * qd + head * hd),
                         1,
                         qd as isize,
-                        keys.as_ptr().add(first * kvd + kv_head * hd),
-                        kvd as isize,
+                        k32.as_ptr(),
+                        hd as isize,
                         1,
                         0.0,
                         c.attn_scale,
@@ -624,9 +641,9 @@ impl Model {
                         scores.as_ptr(),
                         1,
                         n as isize,
-                        values.as_ptr().add(first * kvd + kv_head * hd),
+                        v32.as_ptr(),
                         1,
-                        kvd as isize,
+                        hd as isize,
                         0.0,
                         1.0,
                         false,
@@ -645,8 +662,8 @@ impl Model {
     fn attention_decode(
         &self,
         q: &[f32],
-        keys: &[f32],
-        values: &[f32],
+        keys: &[f16],
+        values: &[f16],
         pos0: usize,
         window: Option<usize>,
         out: &mut [f32],
@@ -675,7 +692,7 @@ impl Model {
             for (i, j) in (first..=pos).enumerate() {
                 let key = &keys[at(j)];
                 for (h, head) in heads.clone().enumerate() {
-                    scores[h * span + i] = kernels::dot(query(head), key) * c.attn_scale;
+                    scores[h * span + i] = kernels::dot_f16(query(head), key) * c.attn_scale;
                 }
             }
             scores.chunks_exact_mut(span).for_each(kernels::softmax);
@@ -690,11 +707,18 @@ impl Model {
             for (i, j) in (first..=pos).enumerate() {
                 let value = &values[at(j)];
                 for (h, o) in outs.iter_mut().enumerate() {
-                    kernels::axpy(scores[h * span + i], value, o);
+                    kernels::axpy_f16(scores[h * span + i], value, o);
                 }
             }
         });
     }
+}
+
+/// Appends `values` to a half-precision cache buffer.
+fn append_f16(buf: &mut Vec<f16>, values: &[f32]) {
+    let start = buf.len();
+    buf.resize(start + values.len(), f16::ZERO);
+    buf[start..].convert_from_f32_slice(values);
 }
 
 fn add_bias(x: &mut [f32], bias: &Option<Vec<f32>>) {
