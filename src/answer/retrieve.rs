@@ -75,25 +75,30 @@ impl QuestionTerms {
                 .any(|e| e.word.contains(word) || word.contains(e.word.as_str()))
         };
         for group in index.nouns(question)? {
-            // Nouns written together are judged together first: 건강진담 is 건강진단 misspelt,
-            // though 진담 alone is another word.
-            let whole = group.concat();
-            if group.len() > 1 && (rephrases(&whole) || index.mentions(&whole, filter)?) {
-                continue;
-            }
-            for noun in group {
+            let mut missing = Vec::new();
+            for noun in &group {
                 // one syllable is too ambiguous to judge (약, 물, 암)
                 if noun.chars().count() < 2
                     || QUESTION_NOUNS.contains(&noun.as_str())
-                    || unknown.contains(&noun)
-                    || rephrases(&noun)
+                    || unknown.contains(noun)
+                    || missing.contains(noun)
+                    || rephrases(noun)
                 {
                     continue;
                 }
-                if !index.mentions(&noun, filter)? {
-                    unknown.push(noun);
+                if !index.mentions(noun, filter)? {
+                    missing.push(noun.clone());
                 }
             }
+            // Nouns written together are judged together too: 건강진담 is 건강진단 misspelt,
+            // though 진담 alone is another word.
+            let whole = group.concat();
+            if missing.is_empty()
+                || (group.len() > 1 && (rephrases(&whole) || index.mentions(&whole, filter)?))
+            {
+                continue;
+            }
+            unknown.extend(missing);
         }
         Ok(QuestionTerms {
             terms,
