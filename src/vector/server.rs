@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::mpsc;
 
 use qdrant_client::qdrant::point_id::PointIdOptions;
+use qdrant_client::qdrant::r#match::MatchValue;
 use std::collections::HashMap;
 
 use qdrant_client::qdrant::{
@@ -201,10 +202,10 @@ fn server_filter(filter: &SearchFilter) -> Option<Filter> {
         must.push(Condition::matches(keys::KIND, parts.kinds.to_vec()));
     }
     if let Some(law) = parts.law {
-        must.push(Condition::matches(keys::LAW, law.to_owned()));
+        must.push(keyword(keys::LAW, law));
     }
     if let Some(doc) = parts.doc {
-        must.push(Condition::matches(keys::DOC, doc.to_owned()));
+        must.push(keyword(keys::DOC, doc));
     }
     if parts.date_from.is_some() || parts.date_to.is_some() {
         // YYYYMMDD integers are exact in f64, so the float range compares them exactly.
@@ -222,7 +223,14 @@ fn server_filter(filter: &SearchFilter) -> Option<Filter> {
 }
 
 fn doc_filter(doc: &str) -> Filter {
-    Filter::must([Condition::matches(keys::DOC, doc.to_owned())])
+    Filter::must([keyword(keys::DOC, doc)])
+}
+
+/// An exact match of one value on a keyword field, spelt out: `Condition::matches` turns a
+/// `String` that contains whitespace into a full-text match, under which the document
+/// "…보도자료 ff.hwp" also matched "…보도자료 ff.hwpx" (and deleting one deleted both).
+fn keyword(field: &str, value: &str) -> Condition {
+    Condition::matches(field, MatchValue::Keyword(value.to_owned()))
 }
 
 fn server_payload(p: &PointPayload) -> Payload {

@@ -12,6 +12,7 @@ pub fn run_all(store: &dyn VectorStore) {
     access_filtering(store);
     field_filters(store);
     delete_doc(store);
+    keys_with_spaces_match_exactly(store);
     delete_ids(store);
     reupsert_replaces(store);
     ids_of_doc_pages(store);
@@ -363,6 +364,51 @@ fn delete_doc(store: &dyn VectorStore) {
         .expect("delete unknown");
 
     store.delete_doc("kept.pdf").expect("cleanup");
+}
+
+/// Document keys and law names are matched whole, spaces and all: a key that is the start of
+/// another ("… ff.hwp" and "… ff.hwpx") or a law name inside a longer one never matches it.
+fn keys_with_spaces_match_exactly(store: &dyn VectorStore) {
+    assert_empty(store);
+    let (short, long) = ("hwp/2024년 보도자료 ff.hwp", "hwp/2024년 보도자료 ff.hwpx");
+    let law = |doc: &str, law: &str| PointPayload {
+        law: Some(law.into()),
+        ..payload(doc, "statute", Access::Public)
+    };
+    store
+        .upsert(vec![
+            point(
+                1,
+                tilted(0, 1, 0.0),
+                law(short, "식품 등의 표시ㆍ광고에 관한 법률"),
+            ),
+            point(
+                2,
+                tilted(0, 1, 0.1),
+                law(long, "식품 등의 표시ㆍ광고에 관한 법률 시행령"),
+            ),
+        ])
+        .expect("upsert");
+    assert_eq!(store.ids_of_doc(short).expect("ids"), vec![1]);
+    let q = tilted(0, 1, 0.0);
+    let by_doc = SearchFilter {
+        doc: Some(short.into()),
+        ..everyone()
+    };
+    assert_eq!(ids(store, &q, 10, &by_doc), vec![1]);
+    let by_law = SearchFilter {
+        law: Some("식품 등의 표시ㆍ광고에 관한 법률".into()),
+        ..everyone()
+    };
+    assert_eq!(ids(store, &q, 10, &by_law), vec![1]);
+    assert_eq!(store.count(&by_law).expect("count"), 1);
+    store.delete_doc(short).expect("delete_doc");
+    assert_eq!(
+        store.ids_of_doc(long).expect("ids"),
+        vec![2],
+        "the other document stays"
+    );
+    store.delete_doc(long).expect("cleanup");
 }
 
 fn delete_ids(store: &dyn VectorStore) {
