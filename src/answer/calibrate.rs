@@ -23,10 +23,8 @@ fn is_gold(q: &Question, s: &Scored) -> bool {
     }
 }
 
-/// `ANJEON_RAG_DATA=/tmp/answer-data cargo test --lib calibrate_on_dev -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn calibrate_on_dev() {
+/// The index named by `ANJEON_RAG_DATA`, the dev questions, and the public caller's filter.
+fn dev_setup() -> (Index, Vec<Question>, SearchFilter) {
     let data = std::env::var("ANJEON_RAG_DATA").expect("ANJEON_RAG_DATA: an index of the corpus");
     let config = Config {
         data_dir: data.into(),
@@ -40,6 +38,14 @@ fn calibrate_on_dev() {
         access: vec![Access::Public],
         ..Default::default()
     };
+    (index, questions, filter)
+}
+
+/// `ANJEON_RAG_DATA=/tmp/answer-data cargo test --lib calibrate_on_dev -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn calibrate_on_dev() {
+    let (index, questions, filter) = dev_setup();
     let fused_weights = RerankWeights {
         coverage: 0.5,
         cosine_floor: 0.75,
@@ -134,19 +140,7 @@ fn calibrate_on_dev() {
 #[test]
 #[ignore]
 fn unknown_subjects_on_dev() {
-    let data = std::env::var("ANJEON_RAG_DATA").expect("ANJEON_RAG_DATA: an index of the corpus");
-    let config = Config {
-        data_dir: data.into(),
-        cache_dir: crate::test_cache_dir(),
-        ..Default::default()
-    };
-    let index = Index::open(&config).expect("index");
-    let qa = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/qa/dev.jsonl");
-    let questions = load_questions(&qa).expect("questions");
-    let filter = SearchFilter {
-        access: vec![Access::Public],
-        ..Default::default()
-    };
+    let (index, questions, filter) = dev_setup();
     let (mut answerable, mut unanswerable) = (0, 0);
     for q in &questions {
         let terms = QuestionTerms::new(&index, &q.question, &filter).expect("terms");

@@ -525,14 +525,14 @@ impl LexicalIndex {
         } else {
             self.fields.text
         };
+        let query = TermQuery::new(Term::from_field_text(field, term), IndexRecordOption::Basic);
+        self.count_matching(Box::new(query), filter)
+    }
+
+    /// Passages the filter allows that match `query`.
+    fn count_matching(&self, query: Box<dyn Query>, filter: &SearchFilter) -> Result<usize> {
         let query = BooleanQuery::new(vec![
-            (
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(field, term),
-                    IndexRecordOption::Basic,
-                )) as Box<dyn Query>,
-            ),
+            (Occur::Must, query),
             (Occur::Must, self.filter_query(filter)),
         ]);
         self.reader.searcher().search(&query, &Count).map_err(tv)
@@ -548,14 +548,6 @@ impl LexicalIndex {
         if self.doc_freq(word, false, filter)? > 0 {
             return Ok(true);
         }
-        let searcher = self.reader.searcher();
-        let count = |q: Box<dyn Query>| -> Result<usize> {
-            let query = BooleanQuery::new(vec![
-                (Occur::Must, q),
-                (Occur::Must, self.filter_query(filter)),
-            ]);
-            searcher.search(&query, &Count).map_err(tv)
-        };
         let field = self.fields.text_bigram;
         let mut analyzer = self.index.tokenizer_for_field(field).map_err(tv)?;
         let mut stream = analyzer.token_stream(word);
@@ -572,7 +564,7 @@ impl LexicalIndex {
             _ => Some(Box::new(PhraseQuery::new_with_offset(grams))),
         };
         if let Some(q) = inside {
-            if count(q)? > 0 {
+            if self.count_matching(q, filter)? > 0 {
                 return Ok(true);
             }
         }
@@ -587,7 +579,7 @@ impl LexicalIndex {
                 .map(|(j, &c)| if i == j { '.' } else { c })
                 .collect();
             let query = RegexQuery::from_pattern(&pattern, self.fields.text).map_err(tv)?;
-            if count(Box::new(query))? > 0 {
+            if self.count_matching(Box::new(query), filter)? > 0 {
                 return Ok(true);
             }
         }
