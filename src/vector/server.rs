@@ -56,10 +56,13 @@ impl ServerStore {
             .build()
             .map_err(|e| store_error("starting the Qdrant client runtime", e))?;
         // Building the client starts tonic's connection machinery, which needs a runtime.
+        // The client's own version check prints to stdout, where it would corrupt `--json`
+        // output; the server's version goes to the log instead (see `ensure_collection`).
         let client = {
             let _entered = runtime.enter();
             Qdrant::from_url(url)
                 .api_key(api_key.map(str::to_owned))
+                .skip_compatibility_check()
                 .build()
                 .map_err(|e| store_error(&format!("connecting to {url}"), e))?
         };
@@ -95,6 +98,11 @@ impl ServerStore {
         let client = self.client.clone();
         let name = self.collection.clone();
         self.run(async move {
+            let health = client
+                .health_check()
+                .await
+                .map_err(|e| store_error("checking the server", e))?;
+            tracing::info!(server_version = %health.version, "connected to Qdrant");
             let exists = client
                 .collection_exists(&name)
                 .await
