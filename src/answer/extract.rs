@@ -2,9 +2,8 @@
 //! verbatim with their passage numbers (instruction-like sentences, and pointers such as
 //! "…은 대통령령으로 정한다", are never quoted). A statute's rule and its proviso (the next
 //! sentence, "다만, …") are quoted together, so an answer never states a rule without its
-//! exception, or an exception without its rule; a
-//! sentence that only introduces a list ("…은 다음 각 호와 같다.") is quoted with the list
-//! item that covers the question best.
+//! exception, or an exception without its rule; a sentence that only introduces a list
+//! ("…은 다음 각 호와 같다.") is quoted with the list item that covers the question best.
 
 use super::guard::is_instruction;
 use super::retrieve::{QuestionTerms, Scored};

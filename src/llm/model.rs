@@ -575,10 +575,12 @@ impl Model {
         }
         let blocks = t.div_ceil(QUERY_BLOCK);
         let dst = SharedMut(out.as_mut_ptr());
+        // Jobs run block by block, heads innermost: the query heads that share a kv head come
+        // one after another, so a thread converts that head's keys and values once for them.
         (0..c.heads * blocks).into_par_iter().for_each_init(
-            || (Vec::new(), Vec::new(), Vec::new()),
-            |(scores, k32, v32): &mut (Vec<f32>, Vec<f32>, Vec<f32>), job| {
-                let (head, block) = (job / blocks, job % blocks);
+            || (Vec::new(), Vec::new(), Vec::new(), None),
+            |(scores, k32, v32, converted): &mut PrefillScratch, job| {
+                let (block, head) = (job / c.heads, job % c.heads);
                 let kv_head = head / group;
                 let i0 = block * QUERY_BLOCK;
                 let rows = QUERY_BLOCK.min(t - i0);
@@ -588,12 +590,15 @@ impl Model {
                 let n = last - first;
                 scores.resize(rows * n, 0.0);
                 // this kv head's keys and values in single precision, for GEMM
-                for (cached, wide) in [(keys, &mut *k32), (values, &mut *v32)] {
-                    wide.resize(n * hd, 0.0);
-                    for (j, row) in wide.chunks_exact_mut(hd).enumerate() {
-                        let at = (first + j) * kvd + kv_head * hd;
-                        cached[at..at + hd].convert_to_f32_slice(row);
+                if *converted != Some((kv_head, first, n)) {
+                    for (cached, wide) in [(keys, &mut *k32), (values, &mut *v32)] {
+                        wide.resize(n * hd, 0.0);
+                        for (j, row) in wide.chunks_exact_mut(hd).enumerate() {
+                            let at = (first + j) * kvd + kv_head * hd;
+                            cached[at..at + hd].convert_to_f32_slice(row);
+                        }
                     }
+                    *converted = Some((kv_head, first, n));
                 }
                 // SAFETY: all operands lie inside their buffers (rows i0..i0+rows of q, head
                 // columns; the n converted positions), and each job writes only its own rows ×
@@ -713,6 +718,10 @@ impl Model {
         });
     }
 }
+
+/// A prefill attention job's buffers: scores, one kv head's keys and values widened to f32,
+/// and which (kv head, first position, positions) those hold.
+type PrefillScratch = (Vec<f32>, Vec<f32>, Vec<f32>, Option<(usize, usize, usize)>);
 
 /// Appends `values` to a half-precision cache buffer.
 fn append_f16(buf: &mut Vec<f16>, values: &[f32]) {
