@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use encoder::Encoder;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use tokenizers::{Tokenizer, TruncationParams};
 
 /// Width of every embedding.
@@ -40,9 +41,20 @@ const _: () = {
 };
 
 impl Embedder {
-    /// Converts the model into `cache` if needed (see [`ensure_e5_model`]) and loads it.
-    pub fn from_cache(cache: &Path) -> Result<Self> {
-        Self::load(&ensure_e5_model(cache)?)
+    /// The model of `cache`, converted there if needed (see [`ensure_e5_model`]) and loaded
+    /// once per process: every index and the server share it. It is never unloaded: it is
+    /// read-only, and freeing its ~0.5 GB of tables at exit only costs time.
+    pub fn shared(cache: &Path) -> Result<&'static Embedder> {
+        static LOADED: Mutex<Vec<(PathBuf, &'static Embedder)>> = Mutex::new(Vec::new());
+        // held while loading, so that two first users load it once
+        let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, embedder)) = loaded.iter().find(|(c, _)| c == cache) {
+            return Ok(embedder);
+        }
+        let embedder: &'static Embedder =
+            Box::leak(Box::new(Self::load(&ensure_e5_model(cache)?)?));
+        loaded.push((cache.to_path_buf(), embedder));
+        Ok(embedder)
     }
 
     /// Loads a converted model folder: `model.safetensors`, `config.json`, `tokenizer.json`.

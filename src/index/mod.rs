@@ -20,7 +20,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// A file that could not be ingested, and why.
 #[derive(Debug, Clone, Serialize)]
@@ -138,7 +138,6 @@ pub struct Index {
     dictionary: KoreanDictionary,
     lexical: LexicalIndex,
     vectors: Box<dyn VectorStore>,
-    embedder: OnceLock<Embedder>,
     manifest: Mutex<Manifest>,
 }
 
@@ -160,7 +159,6 @@ impl Index {
             dictionary,
             lexical,
             vectors,
-            embedder: OnceLock::new(),
             manifest: Mutex::new(manifest),
         };
         index.recover()?;
@@ -193,13 +191,9 @@ impl Index {
         self.manifest.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The embedding model, loaded on first use and shared.
-    pub fn embedder(&self) -> Result<&Embedder> {
-        if let Some(e) = self.embedder.get() {
-            return Ok(e);
-        }
-        let loaded = Embedder::from_cache(&self.config.cache_dir)?;
-        Ok(self.embedder.get_or_init(|| loaded))
+    /// The embedding model, loaded on first use (once per process: [`Embedder::shared`]).
+    pub fn embedder(&self) -> Result<&'static Embedder> {
+        Embedder::shared(&self.config.cache_dir)
     }
 
     /// Undoes batches that were being written when the process died: their passages are

@@ -779,9 +779,12 @@ mod on_device {
         // the device cache cut back and continued, and batching, on the device
         assert_cache_and_batch_agree(&dev, &ids, cache, last);
 
-        // beyond the 512-token sliding window of gemma3's local layers
-        let long = host.encode(&PROMPT.repeat(16)).unwrap();
-        assert!(long.len() > 600, "{}", long.len());
+        // just beyond the 512-token sliding window of gemma3's local layers (every token
+        // costs: candle has no fast CPU kernel for this model's Q5_0 weights)
+        let long = (2..)
+            .map(|k| host.encode(&PROMPT.repeat(k)).unwrap())
+            .find(|ids| ids.len() > 520)
+            .unwrap();
         assert_same_next_token(host, &dev, &long);
 
         // the engine (queue, batching, prefix reuse, streaming) runs on the device unchanged

@@ -37,7 +37,7 @@ pub struct AppState {
     pub prompts: Prompts,
     pub answer: AnswerConfig,
     pub engine: Arc<Engine>,
-    pub embedder: Arc<Embedder>,
+    pub embedder: &'static Embedder,
     /// The id of the embedding model in `/v1/models` and `/v1/embeddings`.
     pub embedding_model: String,
     pub tokens: Tokens,
@@ -54,13 +54,13 @@ impl AppState {
     pub fn load(config: &Config) -> Result<Self> {
         let llm = config.llm.load(&config.cache_dir, None, None)?;
         let engine = Engine::start(llm, EngineLimits::default())?;
-        let embedder = Embedder::from_cache(&config.cache_dir)?;
+        let embedder = Embedder::shared(&config.cache_dir)?;
         Ok(AppState {
             index: Index::open(config)?,
             prompts: Answerer::load_prompts(&config.answer)?,
             answer: config.answer.clone(),
             engine: Arc::new(engine),
-            embedder: Arc::new(embedder),
+            embedder,
             embedding_model: "multilingual-e5-small".into(),
             tokens: Tokens::parse(&config.auth.tokens)?,
             audit: AuditLog::open(&config.auth.audit_path(&config.data_dir))?,

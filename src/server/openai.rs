@@ -609,7 +609,7 @@ pub async fn embeddings(
             format!("send 1 to {MAX_EMBED_INPUTS} inputs"),
         ));
     }
-    let embedder = state.embedder.clone();
+    let embedder = state.embedder;
     // e5 embeds with a role prefix: inputs written as "query: …" are embedded as queries, all
     // others as passages
     let work = tokio::task::spawn_blocking(move || -> crate::Result<_> {
