@@ -65,13 +65,17 @@ pub struct EdgeStore {
 impl EdgeStore {
     /// Opens the store at `path`, creating the directory and an empty shard on first use.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, edge_config())
+    }
+
+    /// [`EdgeStore::open`] with a given engine configuration (tests shrink the thresholds).
+    fn open_with(path: &Path, mut config: EdgeConfig) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let opening = |e| store_error(&format!("opening {}", path.display()), e);
         // Segments written before points carried sparse vectors refuse a config that has
         // one (and qdrant-edge 0.7 cannot add one to them cleanly: the segments it extends
         // lack the IDF modifier and refuse the next open), so such a store opens as it is.
         let sparse = !lacks_sparse_vector(path)?;
-        let mut config = edge_config();
         if !sparse {
             tracing::warn!(
                 "the vector store under {} predates sparse vectors: it keeps working for dense \
@@ -591,8 +595,18 @@ mod tests {
     #[test]
     fn optimize_builds_hnsw_and_survives_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
-        // Above the indexing threshold (about 6.6k vectors of 384 f32).
-        let n = 8_000u64;
+        // The production thresholds scaled down 10× and a narrower build beam, so the graph
+        // (and its payload subgraphs, and a filtered search that walks it) is built from 1,200
+        // points rather than 8,000: Qdrant builds it on low-priority threads, which other
+        // tests running beside this one starve.
+        let small = || {
+            let mut config = edge_config();
+            config.optimizers.indexing_threshold = Some(INDEXING_THRESHOLD_KB / 10);
+            config.hnsw_config.full_scan_threshold /= 10;
+            config.hnsw_config.ef_construct = HNSW_EF_CONSTRUCT / 4;
+            config
+        };
+        let n = 1_200u64;
         let points: Vec<_> = (0..n)
             .map(|i| {
                 let access = if i.is_multiple_of(5) {
@@ -609,8 +623,8 @@ mod tests {
             .collect();
         let q = points[42].vector.clone();
         {
-            let store = EdgeStore::open(dir.path()).expect("open");
-            for chunk in points.chunks(1_000) {
+            let store = EdgeStore::open_with(dir.path(), small()).expect("open");
+            for chunk in points.chunks(500) {
                 store.upsert(chunk.to_vec()).expect("upsert");
             }
             store.optimize().expect("optimize");
@@ -622,7 +636,7 @@ mod tests {
             );
             assert_eq!(store.search(&q, 1, &public()).expect("search")[0].id, 42);
         }
-        let store = EdgeStore::open(dir.path()).expect("reopen");
+        let store = EdgeStore::open_with(dir.path(), small()).expect("reopen");
         assert!(store.shard.info().indexed_vectors_count >= n as usize);
         assert_eq!(store.count(&everyone()).expect("count"), n);
         assert_eq!(store.count(&public()).expect("count"), n - n / 5);
