@@ -3,11 +3,12 @@
 //! "…은 대통령령으로 정한다", are never quoted). A statute's rule and its proviso (the next
 //! sentence, "다만, …") are quoted together, so an answer never states a rule without its
 //! exception, or an exception without its rule; a sentence that only introduces a list
-//! ("…은 다음 각 호와 같다.") is quoted with the list item that covers the question best.
+//! ("…은 다음 각 호와 같다.") is quoted with the list item that covers the question best, and
+//! an item that only names a matter ("…에 관한 사항") is quoted only that way.
 
 use super::guard::is_instruction;
 use super::retrieve::{QuestionTerms, Scored};
-use super::text::{is_pointer, sentences, CitedSentence};
+use super::text::{is_pointer, is_topic_only, sentences, CitedSentence};
 use crate::config::AnswerConfig;
 use crate::error::Result;
 use crate::index::Index;
@@ -42,6 +43,10 @@ pub fn best_sentences(
             }
             let present: HashSet<String> = index.analyse(sentence)?.into_iter().collect();
             covered[j] = terms.coverage(&present);
+            // "…에 관한 사항" is quoted only after its list's introduction
+            if is_topic_only(sentence) {
+                continue;
+            }
             let w = config.sentence_weight;
             let score = w * covered[j] + (1.0 - w) * s.relevance;
             candidates.push((score, i + 1, j));

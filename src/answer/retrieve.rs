@@ -183,11 +183,12 @@ pub fn retrieve(
     let found: Vec<Candidate> = index.candidates(&request, Some(&vector))?;
     let mut scored = Vec::with_capacity(found.len());
     for c in found {
-        // A sentence that only points elsewhere ("…은 총리령으로 정한다") covers nothing: the
-        // passage that states the rule should outrank the one that delegates it.
+        // A sentence that only points elsewhere ("…은 총리령으로 정한다") or a list item that
+        // only names a matter ("…에 관한 사항") covers nothing: the passage that states the
+        // rule should outrank the one that delegates or lists it.
         let stated: Vec<String> = super::text::sentences(&c.hit.text)
             .into_iter()
-            .filter(|s| !super::text::is_pointer(s))
+            .filter(|s| !super::text::is_pointer(s) && !super::text::is_topic_only(s))
             .collect();
         let present: HashSet<String> = index
             .analyse(&format!("{}\n{}", c.hit.title, stated.join("\n")))?
@@ -205,6 +206,18 @@ pub fn retrieve(
     if rerank {
         // Stable: ties keep the fused order.
         scored.sort_by(|a, b| b.relevance.total_cmp(&a.relevance));
+    }
+    // `ANJEON_LOG=anjeon::answer=debug` shows why a passage was quoted (or not)
+    for (rank, s) in scored.iter().enumerate() {
+        tracing::debug!(
+            rank = rank + 1,
+            relevance = s.relevance,
+            coverage = s.coverage,
+            cosine = s.cosine,
+            doc = %s.hit.doc,
+            locator = %s.hit.locator,
+            "answer candidate"
+        );
     }
     Ok(scored)
 }

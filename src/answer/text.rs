@@ -16,11 +16,7 @@ pub struct CitedSentence {
 /// It answers nothing by itself; a sentence that introduces the list after it ("다음 각 호와
 /// 같다") is not one, since its items follow.
 pub fn is_pointer(sentence: &str) -> bool {
-    let mut s = sentence.trim();
-    while let Some(open) = s.rfind('<').filter(|_| s.ends_with('>')) {
-        s = s[..open].trim_end();
-    }
-    let s = s.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
+    let s = without_notes(sentence);
     let lists = s.ends_with("다음 각 호와 같다") || s.ends_with("다음과 같다");
     !lists
         && (s.ends_with("으로 정한다")
@@ -28,6 +24,40 @@ pub fn is_pointer(sentence: &str) -> bool {
             || s.ends_with("과 같다")
             || s.ends_with("와 같다")
             || s.ends_with("에 따른다"))
+}
+
+/// Whether a sentence is a list item that only names a matter ("4. 의료기기의 등급 분류 및
+/// 지정에 관한 사항", "다. 그 밖에 필요한 사항"): it says nothing about that matter, so on its
+/// own it answers nothing (after its list's introduction it tells what the list covers).
+pub fn is_topic_only(sentence: &str) -> bool {
+    let s = without_notes(sentence);
+    is_list_item(s) && s.ends_with("사항")
+}
+
+/// Whether a sentence starts with a statute's item number: "4. ", "4의2. ", "다. ".
+fn is_list_item(sentence: &str) -> bool {
+    let Some((head, rest)) = sentence.trim_start().split_once('.') else {
+        return false;
+    };
+    let (main, sub) = head.split_once('의').unwrap_or((head, "1"));
+    let numbered = !main.is_empty() && main.chars().all(|c| c.is_ascii_digit());
+    let lettered = main.chars().count() == 1 && main.chars().all(|c| ITEM_LETTERS.contains(c));
+    (numbered || lettered)
+        && !sub.is_empty()
+        && sub.chars().all(|c| c.is_ascii_digit())
+        && rest.starts_with(' ')
+}
+
+/// The letters of a statute's sub-items (목), in order.
+const ITEM_LETTERS: &str = "가나다라마바사아자차카타파하";
+
+/// A sentence without its trailing amendment notes ("<개정 2013.3.23>"), full stop and spaces.
+fn without_notes(sentence: &str) -> &str {
+    let mut s = sentence.trim();
+    while let Some(open) = s.rfind('<').filter(|_| s.ends_with('>')) {
+        s = s[..open].trim_end();
+    }
+    s.trim_end_matches(|c: char| c == '.' || c.is_whitespace())
 }
 
 /// Splits text into sentences: after `.`, `?`, `!` or `。` followed by whitespace, at line
@@ -212,6 +242,26 @@ mod tests {
             "식품의약품안전처장은 의료기기의 등급을 분류하여 지정하여야 한다.",
         ] {
             assert!(!is_pointer(stated), "{stated}");
+        }
+    }
+
+    #[test]
+    fn items_that_only_name_a_matter_are_told_from_items_that_say_something() {
+        for topic in [
+            "4. 의료기기의 등급 분류 및 지정에 관한 사항",
+            "12의2. 회수계획에 관한 사항 <신설 2015.1.28>",
+            "다. 그 밖에 위원회의 운영에 필요한 사항.",
+        ] {
+            assert!(is_topic_only(topic), "{topic}");
+        }
+        for said in [
+            "1. 완전 포장된 식품을 판매하는 사람은 건강진단 대상에서 제외한다.",
+            "가. 단란주점영업: 특별자치시장ㆍ특별자치도지사 또는 시장ㆍ군수ㆍ구청장",
+            // not a list item: a paragraph that ends in the word
+            "② 위원회의 구성에 필요한 사항",
+            "그 밖에 필요한 사항",
+        ] {
+            assert!(!is_topic_only(said), "{said}");
         }
     }
 
