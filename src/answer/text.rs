@@ -39,13 +39,14 @@ fn is_list_item(sentence: &str) -> bool {
     let Some((head, rest)) = sentence.trim_start().split_once('.') else {
         return false;
     };
-    let (main, sub) = head.split_once('의').unwrap_or((head, "1"));
-    let numbered = !main.is_empty() && main.chars().all(|c| c.is_ascii_digit());
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    // "4의2": an item inserted after item 4
+    let (main, inserted) = match head.split_once('의') {
+        Some((main, sub)) => (main, Some(sub)),
+        None => (head, None),
+    };
     let lettered = main.chars().count() == 1 && main.chars().all(|c| ITEM_LETTERS.contains(c));
-    (numbered || lettered)
-        && !sub.is_empty()
-        && sub.chars().all(|c| c.is_ascii_digit())
-        && rest.starts_with(' ')
+    (digits(main) || lettered) && inserted.is_none_or(digits) && rest.starts_with(' ')
 }
 
 /// The letters of a statute's sub-items (목), in order.
