@@ -756,7 +756,8 @@ mod on_device {
     #[test]
     fn gemma3_on_a_device_gives_our_logits_and_generates_korean() {
         let host = llm();
-        let dev = on_candle_cpu(&ensure_default_model(&crate::test_cache_dir()).unwrap());
+        let path = ensure_default_model(&crate::test_cache_dir()).unwrap();
+        let mut dev = on_candle_cpu(&path);
         let vocab = host.model.config.vocab;
         let ids = host.encode(PROMPT).unwrap();
         let ours = host
@@ -779,13 +780,26 @@ mod on_device {
         // the device cache cut back and continued, and batching, on the device
         assert_cache_and_batch_agree(&dev, &ids, cache, last);
 
-        // just beyond the 512-token sliding window of gemma3's local layers (every token
-        // costs: candle has no fast CPU kernel for this model's Q5_0 weights)
-        let long = (2..)
-            .map(|k| host.encode(&PROMPT.repeat(k)).unwrap())
-            .find(|ids| ids.len() > 520)
+        // beyond the sliding window of gemma3's local layers: the window is read at every
+        // pass, so both sides narrow it from 512 to 8 tokens and a short prompt crosses it
+        // (crossing 512 took 20 s of the device's prefill: candle has no fast CPU kernel for
+        // this model's Q5_0 weights)
+        let window = dev.model.config.sliding_window;
+        assert_eq!(window, Some(512));
+        let mut narrow = Llm::load(&path, 2).unwrap();
+        narrow.model.config.sliding_window = Some(8);
+        dev.model.config.sliding_window = Some(8);
+        assert!(ids.len() > 3 * 8);
+        assert_same_next_token(&narrow, &dev, &ids);
+        let narrowed = narrow
+            .forward(&ids, &mut narrow.model.new_cache(), Logits::Last)
             .unwrap();
-        assert_same_next_token(host, &dev, &long);
+        let wide = &ours[(ids.len() - 1) * vocab..];
+        assert!(
+            cosine(wide, &narrowed) < 0.999,
+            "the window changed the logits"
+        );
+        dev.model.config.sliding_window = window;
 
         // the engine (queue, batching, prefix reuse, streaming) runs on the device unchanged
         let engine = Engine::start(dev, EngineLimits::default()).unwrap();
