@@ -1,10 +1,11 @@
 //! End-to-end tests of the OpenAI-compatible API: start `anjeon serve` on a free port with the
 //! real default model and drive it with the official `openai` Python SDK (installed from PyPI
-//! into the asset cache on first use) and with our own remote `Generator`.
+//! into the asset cache on first use) and with our own remote `Generator`, which is also run
+//! against llama.cpp's llama-server where one is built (an ignored test: see its doc).
 
 mod common;
 
-use common::{cache_dir, start_server};
+use common::{cache_dir, start_server, Server};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -105,4 +106,96 @@ fn the_remote_generator_works_against_our_server() {
     assert!(scored.iter().all(|s| s.tokens > 0 && s.logprob < 0.0));
     let unknown = RemoteGenerator::connect(&url, Some("no-such-model"), None);
     assert!(matches!(unknown, Err(anjeon::Error::NotFound(_))));
+}
+
+/// The remote `Generator` against llama.cpp's own server on the default model: it lists the
+/// model with the context it was started with, streams and stops a completion, counts tokens
+/// as our tokenizer does, and refuses to score (llama-server returns no log-probabilities for
+/// a prompt) instead of scoring every continuation 0. Needs llama-server, which CI does not
+/// build (minutes of C++): `benches/llama_cpp.sh` builds it into the cache, or
+/// `ANJEON_LLAMA_SERVER` names one; then `cargo test --test openai_api -- --ignored`.
+#[test]
+#[ignore = "needs llama.cpp's llama-server (benches/llama_cpp.sh)"]
+fn the_remote_generator_works_against_llama_server() {
+    use anjeon::llm::remote::RemoteGenerator;
+    use anjeon::llm::{Finish, GenerateParams, Generator, Llm, Prompt};
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+    let binary = std::env::var_os("ANJEON_LLAMA_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("llama.cpp/build/bin/llama-server"));
+    assert!(binary.is_file(), "no llama-server at {}", binary.display());
+    let model = anjeon::llm::assets::ensure_default_model(&cache_dir()).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&binary)
+        .arg("-m")
+        .arg(&model)
+        .args(["-t", "2", "-c", "2048", "-np", "1", "--no-webui", "--host"])
+        .args(["127.0.0.1", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start llama-server");
+    let _server = Server(child);
+    let url = format!("http://127.0.0.1:{port}");
+    // the model loads before the listing answers
+    let started = Instant::now();
+    let remote = loop {
+        match RemoteGenerator::connect(&url, None, None) {
+            Ok(remote) => break remote,
+            Err(_) if started.elapsed() < Duration::from_secs(60) => {
+                std::thread::sleep(Duration::from_millis(250))
+            }
+            Err(e) => panic!("llama-server did not come up: {e}"),
+        }
+    };
+    assert_eq!(
+        remote.context_tokens(),
+        2048,
+        "the served context, not the trained one"
+    );
+
+    let ours = Llm::load(&model, 1).unwrap();
+    for text in [
+        "식품의약품안전처",
+        "건강기능식품의 허위·과대광고를 단속한다.",
+    ] {
+        assert_eq!(
+            remote.count_tokens(text).unwrap(),
+            ours.tokenizer.encode(text, false, false).unwrap().len(),
+            "{text}"
+        );
+    }
+
+    let params = GenerateParams {
+        max_tokens: 8,
+        ..GenerateParams::default()
+    };
+    let prompt = Prompt::Text("식품의약품안전처는".into());
+    let mut streamed = String::new();
+    let out = remote
+        .generate(&prompt, &params, &mut |t| {
+            streamed.push_str(t);
+            true
+        })
+        .unwrap();
+    assert_eq!(out.text, streamed);
+    assert_eq!((out.finish, out.completion_tokens), (Finish::Length, 8));
+    assert!(out.prompt_tokens > 0 && out.ttft_ms > 0.0);
+    let mut calls = 0;
+    let cancelled = remote
+        .generate(&prompt, &params, &mut |_| {
+            calls += 1;
+            false
+        })
+        .unwrap();
+    assert_eq!((cancelled.finish, calls), (Finish::Cancelled, 1));
+
+    let refused = remote.loglikelihood("대한민국의 수도는", &[" 서울이다.".into()]);
+    let message = refused.expect_err("no silent zero scores").to_string();
+    assert!(message.contains("log-probabilities"), "{message}");
 }

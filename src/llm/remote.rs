@@ -74,9 +74,11 @@ impl RemoteGenerator {
                 .ok_or_else(|| upstream(format!("{base_url} lists no models")))?,
         };
         this.model = chosen["id"].as_str().unwrap_or_default().to_string();
-        // vLLM and anjeon say `max_model_len`; llama.cpp says `meta.n_ctx_train`
+        // vLLM and anjeon say `max_model_len`; llama.cpp says `meta.n_ctx`, the context it
+        // was started with (`-c`), which may be less than the model's `n_ctx_train`
         this.context = chosen["max_model_len"]
             .as_u64()
+            .or_else(|| chosen["meta"]["n_ctx"].as_u64())
             .or_else(|| chosen["meta"]["n_ctx_train"].as_u64())
             .map_or(DEFAULT_CONTEXT, |c| c as usize);
         Ok(this)
@@ -280,7 +282,16 @@ impl Generator for RemoteGenerator {
                     })),
                 )?;
                 let lp = &answer["choices"][0]["logprobs"];
-                let offsets = lp["text_offset"].as_array().cloned().unwrap_or_default();
+                // llama.cpp's llama-server ignores `echo`: it answers with a generated token's
+                // log-probability, which must not pass for the continuation's
+                let offsets = lp["text_offset"].as_array().cloned().ok_or_else(|| {
+                    upstream(format!(
+                        "{}: the server does not return the prompt's log-probabilities \
+                         (`echo` with `logprobs` on /v1/completions), which scoring needs; \
+                         vLLM and anjeon do, llama.cpp's llama-server does not",
+                        self.base
+                    ))
+                })?;
                 let mut scored = Scored {
                     logprob: 0.0,
                     is_greedy: true,

@@ -92,7 +92,7 @@ pub fn new_token(data: &Path, role: &str, name: &str) -> (String, String) {
 }
 
 /// A server process that is killed when the test ends, however it ends.
-pub struct Server(std::process::Child);
+pub struct Server(pub std::process::Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
