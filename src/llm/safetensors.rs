@@ -156,6 +156,11 @@ impl Checkpoint {
         let rope_scale = match scaling["rope_type"].as_str().or(scaling["type"].as_str()) {
             None => 1.0,
             Some("linear") => scaling["factor"].as_f64().unwrap_or(1.0) as f32,
+            // per-frequency factors instead, as the tensor `rope_freqs.weight` (see below)
+            Some("llama3") => {
+                self.llama3_rope_factors(head_dim)?;
+                1.0
+            }
             Some(other) => {
                 return Err(err(&format!(
                     "rope_scaling {other:?} is not supported for safetensors checkpoints; convert to GGUF"
@@ -200,6 +205,61 @@ impl Checkpoint {
             },
             vocab: 0,
         })
+    }
+
+    /// Llama 3.1's rope scaling (`rope_scaling.rope_type = "llama3"`) as one divisor per
+    /// rotation frequency, what GGUF conversions store as `rope_freqs.weight`: frequencies
+    /// whose wavelength is shorter than `original_max_position_embeddings / high_freq_factor`
+    /// keep their value, those longer than `… / low_freq_factor` are divided by `factor`, and
+    /// the ones between move smoothly from one to the other.
+    fn llama3_rope_factors(&self, head_dim: usize) -> Result<Vec<f32>> {
+        let c = &self.config;
+        let scaling = &c["rope_scaling"];
+        let get = |key: &str| {
+            scaling[key].as_f64().ok_or_else(|| {
+                Error::Model(format!(
+                    "{}: config.json: rope_scaling of type llama3 has no {key}",
+                    self.dir.display()
+                ))
+            })
+        };
+        let factor = get("factor")?;
+        let (low, high) = (get("low_freq_factor")?, get("high_freq_factor")?);
+        let original = get("original_max_position_embeddings")?;
+        if factor < 1.0 || high <= low {
+            return Err(Error::Model(format!(
+                "{}: config.json: rope_scaling {scaling} is not a llama3 scaling",
+                self.dir.display()
+            )));
+        }
+        let base = c["rope_theta"].as_f64().unwrap_or(10_000.0);
+        let (low_wavelen, high_wavelen) = (original / low, original / high);
+        Ok((0..head_dim / 2)
+            .map(|i| {
+                let freq = base.powf(-2.0 * i as f64 / head_dim as f64);
+                let wavelen = 2.0 * std::f64::consts::PI / freq;
+                let divisor = if wavelen < high_wavelen {
+                    1.0
+                } else if wavelen > low_wavelen {
+                    factor
+                } else {
+                    let smooth = (original / wavelen - low) / (high - low);
+                    1.0 / ((1.0 - smooth) / factor + smooth)
+                };
+                divisor as f32
+            })
+            .collect())
+    }
+
+    /// The scaled-rope divisors when `config.json` asks for them (see
+    /// [`Checkpoint::llama3_rope_factors`]).
+    fn rope_freqs(&self) -> Option<Vec<f32>> {
+        let scaling = &self.config["rope_scaling"];
+        if scaling["rope_type"].as_str().or(scaling["type"].as_str()) != Some("llama3") {
+            return None;
+        }
+        let config = self.config().ok()?;
+        self.llama3_rope_factors(config.head_dim).ok()
     }
 
     /// `bos_token_id` and `eos_token_id` of `config.json` (the first, when it lists several).
@@ -277,12 +337,20 @@ impl Checkpoint {
     }
 }
 
+/// The GGUF name of the scaled-rope divisors, which a checkpoint derives from its config.
+const ROPE_FREQS: &str = "rope_freqs.weight";
+
 impl TensorSource for Checkpoint {
     fn has_tensor(&self, name: &str) -> bool {
-        self.entry(name).is_some()
+        self.entry(name).is_some() || (name == ROPE_FREQS && self.rope_freqs().is_some())
     }
 
     fn weight(&self, name: &str) -> Result<Weight> {
+        if name == ROPE_FREQS {
+            if let Some(factors) = self.rope_freqs() {
+                return Weight::from_f32(name, 1, factors.len(), factors);
+            }
+        }
         let (entry, norm) = self.entry(name).ok_or_else(|| {
             Error::Model(format!("{}: tensor {name} is missing", self.dir.display()))
         })?;

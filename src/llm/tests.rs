@@ -690,6 +690,73 @@ fn smollm2_as_hf_checkpoint(dir: &std::path::Path) {
     std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
 }
 
+/// Llama 3.1's rope scaling in a Hugging Face checkpoint, against candle-transformers' llama on
+/// the same files. The original context is set short (64) so that a short prompt already turns
+/// through the scaled frequencies.
+#[test]
+fn llama3_rope_scaling_of_a_checkpoint_matches_candles_llama() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::llama as reference;
+    let dir = tempfile::tempdir().unwrap();
+    smollm2_as_hf_checkpoint(dir.path());
+    let plain = Llm::load(dir.path(), 2).unwrap();
+    let config_path = dir.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0,
+        "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64});
+    std::fs::write(&config_path, config.to_string()).unwrap();
+
+    // one divisor per frequency: 1 for short wavelengths, 8 for long ones, rising between
+    use crate::llm::safetensors::{Checkpoint, TensorSource};
+    let checkpoint = Checkpoint::open(dir.path()).unwrap();
+    let factors = checkpoint.weight("rope_freqs.weight").unwrap().to_f32();
+    assert_eq!(factors.len(), plain.model.config.head_dim / 2);
+    assert_eq!((factors[0], factors[factors.len() - 1]), (1.0, 8.0));
+    assert!(factors.windows(2).all(|w| w[0] <= w[1]), "{factors:?}");
+    assert!(factors.iter().any(|&f| f > 1.0 && f < 8.0), "{factors:?}");
+
+    let scaled = Llm::load(dir.path(), 2).unwrap();
+    let text = "The Ministry of Food and Drug Safety inspects imported food before it";
+    let ids = scaled.encode(text).unwrap();
+    let ours = scaled
+        .forward(&ids, &mut scaled.model.new_cache(), Logits::Last)
+        .unwrap();
+    let unscaled = plain
+        .forward(&ids, &mut plain.model.new_cache(), Logits::Last)
+        .unwrap();
+
+    config["vocab_size"] = serde_json::json!(scaled.model.config.vocab);
+    let cfg: reference::LlamaConfig = serde_json::from_value(config).unwrap();
+    let cfg = cfg.into_config(false);
+    let files = [dir.path().join("model.safetensors")];
+    // SAFETY: the file is this test's own and nothing rewrites it while it is mapped
+    let vb =
+        unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, DType::F32, &Device::Cpu) }
+            .unwrap();
+    let model = reference::Llama::load(vb, &cfg).unwrap();
+    let mut cache = reference::Cache::new(false, DType::F32, &cfg, &Device::Cpu).unwrap();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let theirs: Vec<f32> = model
+        .forward(&input, 0, &mut cache)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(cosine(&ours, &theirs) > 0.999, "{}", cosine(&ours, &theirs));
+    assert_eq!(sample::argmax(&ours), sample::argmax(&theirs));
+    // …and the scaling did change them
+    assert!(
+        cosine(&ours, &unscaled) < 0.99,
+        "{}",
+        cosine(&ours, &unscaled)
+    );
+}
+
 #[test]
 fn a_hugging_face_checkpoint_gives_the_logits_of_its_gguf_conversion() {
     let dir = tempfile::tempdir().unwrap();
