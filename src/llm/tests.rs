@@ -848,15 +848,16 @@ mod on_device {
         assert_cache_and_batch_agree(&dev, &ids, cache, last);
 
         // beyond the sliding window of gemma3's local layers: the window is read at every
-        // pass, so both sides narrow it from 512 to 8 tokens and a short prompt crosses it
+        // pass, so both sides narrow it from 512 to 12 tokens and a short prompt crosses it
         // (crossing 512 took 20 s of the device's prefill: candle has no fast CPU kernel for
-        // this model's Q5_0 weights)
+        // this model's Q5_0 weights). 12, because there the most likely next token leads by
+        // 2.1 logits (at 8 by 0.2, while host and device differ by up to 0.4 near the top).
         let window = dev.model.config.sliding_window;
         assert_eq!(window, Some(512));
         let mut narrow = Llm::load(&path, 2).unwrap();
-        narrow.model.config.sliding_window = Some(8);
-        dev.model.config.sliding_window = Some(8);
-        assert!(ids.len() > 3 * 8);
+        narrow.model.config.sliding_window = Some(12);
+        dev.model.config.sliding_window = Some(12);
+        assert!(ids.len() > 2 * 12);
         assert_same_next_token(&narrow, &dev, &ids);
         let narrowed = narrow
             .forward(&ids, &mut narrow.model.new_cache(), Logits::Last)
