@@ -64,7 +64,7 @@ pub struct Config {
 }
 
 impl Config {
-    fn from_gguf(g: &GgufFile) -> Result<Self> {
+    pub(crate) fn from_gguf(g: &GgufFile) -> Result<Self> {
         let name = g
             .string("general.architecture")
             .ok_or_else(|| {
