@@ -702,12 +702,37 @@ fn smollm2_as_hf_checkpoint(dir: &std::path::Path) {
     std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
 }
 
+/// Our logits for a checkpoint agree with a second implementation's (cosine, most likely
+/// token), and differ from `without`, the logits of the same model without the feature the
+/// test is about.
+fn assert_feature_matches(feature: &str, ours: &[f32], theirs: &[f32], without: &[f32]) {
+    let same = cosine(ours, theirs);
+    assert!(
+        same > 0.999,
+        "{feature}: cosine {same} against the reference"
+    );
+    assert_eq!(sample::argmax(ours), sample::argmax(theirs), "{feature}");
+    let changed = cosine(ours, without);
+    assert!(
+        changed < 0.995,
+        "{feature} changed nothing: cosine {changed}"
+    );
+}
+
+/// `ids` as candle's `[1, len]` input.
+fn candle_input(ids: &[u32]) -> candle_core::Tensor {
+    candle_core::Tensor::new(ids, &candle_core::Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap()
+}
+
 /// Llama 3.1's rope scaling in a Hugging Face checkpoint, against candle-transformers' llama on
 /// the same files. The original context is set short (64) so that a short prompt already turns
 /// through the scaled frequencies.
 #[test]
 fn llama3_rope_scaling_of_a_checkpoint_matches_candles_llama() {
-    use candle_core::{DType, Device, Tensor};
+    use candle_core::{DType, Device};
     use candle_transformers::models::llama as reference;
     let dir = tempfile::tempdir().unwrap();
     smollm2_as_hf_checkpoint(dir.path());
@@ -748,25 +773,148 @@ fn llama3_rope_scaling_of_a_checkpoint_matches_candles_llama() {
             .unwrap();
     let model = reference::Llama::load(vb, &cfg).unwrap();
     let mut cache = reference::Cache::new(false, DType::F32, &cfg, &Device::Cpu).unwrap();
-    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
     let theirs: Vec<f32> = model
-        .forward(&input, 0, &mut cache)
+        .forward(&candle_input(&ids), 0, &mut cache)
         .unwrap()
         .flatten_all()
         .unwrap()
         .to_vec1()
         .unwrap();
-    assert!(cosine(&ours, &theirs) > 0.999, "{}", cosine(&ours, &theirs));
-    assert_eq!(sample::argmax(&ours), sample::argmax(&theirs));
-    // …and the scaling did change them
-    assert!(
-        cosine(&ours, &unscaled) < 0.995,
-        "{}",
-        cosine(&ours, &unscaled)
-    );
+    // without the scaling: cosine 0.986
+    assert_feature_matches("llama3 rope scaling", &ours, &theirs, &unscaled);
+}
+
+/// Qwen2 (biases on q/k/v) and Qwen3 (RMS norms of each head's q and k) checkpoints, against
+/// candle-transformers' own models on the same files: SmolLM2 in the Hugging Face layout, its
+/// weights split into two shards with an index, plus the tensors the architecture adds (fixed
+/// pseudo-random values, large enough to matter).
+#[test]
+fn qwen2_and_qwen3_checkpoints_match_candles_models() {
+    use candle_core::{DType, Device};
+    use candle_transformers::models::{qwen2, qwen3};
+    let dir = tempfile::tempdir().unwrap();
+    smollm2_as_hf_checkpoint(dir.path());
+    let plain = Llm::load(dir.path(), 2).unwrap();
+    let c = plain.model.config.clone();
+    let ids = plain
+        .encode("The Ministry of Food and Drug Safety inspects imported food before it")
+        .unwrap();
+    let unchanged = plain
+        .forward(&ids, &mut plain.model.new_cache(), Logits::Last)
+        .unwrap();
+    let wave = |n: usize, seed: usize, scale: f32, offset: f32| -> Vec<f32> {
+        (0..n)
+            .map(|j| offset + scale * ((j * 7 + seed * 13) as f32 * 0.37).sin())
+            .collect()
+    };
+    let shards = [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ];
+    std::fs::rename(
+        dir.path().join("model.safetensors"),
+        dir.path().join(shards[0]),
+    )
+    .unwrap();
+    let base_names: Vec<String> = {
+        let bytes = std::fs::read(dir.path().join(shards[0])).unwrap();
+        let (_, meta) = ::safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        meta.tensors().keys().cloned().collect()
+    };
+    let config_path = dir.path().join("config.json");
+    let base_config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+
+    for arch in ["qwen2", "qwen3"] {
+        let (q_dim, kv_dim) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
+        let mut extra = Vec::new();
+        for i in 0..c.layers {
+            let name = |t: &str| format!("model.layers.{i}.self_attn.{t}");
+            if arch == "qwen2" {
+                extra.push((name("q_proj.bias"), 1, q_dim, wave(q_dim, i, 0.5, 0.0)));
+                extra.push((
+                    name("k_proj.bias"),
+                    1,
+                    kv_dim,
+                    wave(kv_dim, i + 1, 0.5, 0.0),
+                ));
+                extra.push((
+                    name("v_proj.bias"),
+                    1,
+                    kv_dim,
+                    wave(kv_dim, i + 2, 0.5, 0.0),
+                ));
+            } else {
+                extra.push((
+                    name("q_norm.weight"),
+                    1,
+                    c.head_dim,
+                    wave(c.head_dim, i, 0.3, 1.0),
+                ));
+                extra.push((
+                    name("k_norm.weight"),
+                    1,
+                    c.head_dim,
+                    wave(c.head_dim, i + 1, 0.3, 1.0),
+                ));
+            }
+        }
+        let mut weight_map = serde_json::Map::new();
+        for n in &base_names {
+            weight_map.insert(n.clone(), shards[0].into());
+        }
+        for (n, ..) in &extra {
+            weight_map.insert(n.clone(), shards[1].into());
+        }
+        let second = tempfile::tempdir().unwrap();
+        write_f16_safetensors(second.path(), extra);
+        std::fs::rename(
+            second.path().join("model.safetensors"),
+            dir.path().join(shards[1]),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("model.safetensors.index.json"),
+            serde_json::json!({ "weight_map": weight_map }).to_string(),
+        )
+        .unwrap();
+        let mut config = base_config.clone();
+        config["model_type"] = arch.into();
+        config["vocab_size"] = c.vocab.into();
+        config["head_dim"] = c.head_dim.into();
+        config["attention_bias"] = (arch == "qwen2").into();
+        config["sliding_window"] = 4096.into();
+        config["max_window_layers"] = c.layers.into();
+        config["use_sliding_window"] = false.into();
+        config["hidden_act"] = "silu".into();
+        std::fs::write(&config_path, config.to_string()).unwrap();
+
+        let ours = Llm::load(dir.path(), 2).unwrap();
+        let ours = ours
+            .forward(&ids, &mut ours.model.new_cache(), Logits::Last)
+            .unwrap();
+        let files = shards.map(|s| dir.path().join(s));
+        // SAFETY: the files are this test's own and nothing rewrites them while mapped
+        let vb = unsafe {
+            candle_nn::VarBuilder::from_mmaped_safetensors(&files, DType::F32, &Device::Cpu)
+        }
+        .unwrap();
+        let input = candle_input(&ids);
+        let theirs = if arch == "qwen2" {
+            let cfg: qwen2::Config = serde_json::from_value(config).unwrap();
+            qwen2::ModelForCausalLM::new(&cfg, vb)
+                .unwrap()
+                .forward(&input, 0)
+        } else {
+            let cfg: qwen3::Config = serde_json::from_value(config).unwrap();
+            qwen3::ModelForCausalLM::new(&cfg, vb)
+                .unwrap()
+                .forward(&input, 0)
+        };
+        let theirs: Vec<f32> = theirs.unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        // without what the architecture adds: cosine 0.70 (qwen2) and 0.73 (qwen3)
+        assert_feature_matches(arch, &ours, &theirs, &unchanged);
+    }
 }
 
 /// Gemma 3 in the Hugging Face layout gives the logits of the GGUF it came from: its norms
