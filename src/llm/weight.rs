@@ -531,15 +531,20 @@ mod tests {
     }
 
     /// Every format a checkpoint may store, through both products (the dot path for a few
-    /// rows, the GEMM for more), against the f32 product of its own dequantized values.
+    /// rows, the GEMM for more), against the f32 product of its own dequantized values; and
+    /// one row read back as those values.
     #[test]
     fn every_weight_format_multiplies_as_its_values() {
         use GgmlDType::*;
-        let (rows, cols) = (36, 512);
+        // 38 rows: the four-row kernels leave two over
+        let (rows, cols) = (38, 512);
         for dtype in [
             F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2K, Q3K, Q4K, Q5K, Q6K,
         ] {
             let (w, dense) = weight_of(dtype, rows, cols);
+            let mut row = vec![0f32; cols];
+            w.row_into(5, &mut row);
+            assert_eq!(row, dense[5 * cols..6 * cols], "{dtype:?}");
             for m in [1, 3, DOT_MAX_ROWS + 1] {
                 let x: Vec<f32> = (0..m * cols)
                     .map(|i| ((i % 13) as f32 - 6.0) / 7.0)
@@ -562,35 +567,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn both_paths_agree_with_the_f32_product() {
-        let (rows, cols) = (130, 96);
-        let (w, dense) = q8_weight(rows, cols);
-        for m in [1, 3, 17] {
-            let x: Vec<f32> = (0..m * cols)
-                .map(|i| ((i % 13) as f32 - 6.0) / 7.0)
-                .collect();
-            let mut out = vec![0f32; m * rows];
-            w.matmul(&x, m, &mut out);
-            for i in 0..m {
-                for j in 0..rows {
-                    let exact: f32 = (0..cols)
-                        .map(|c| x[i * cols + c] * dense[j * cols + c])
-                        .sum();
-                    let got = out[i * rows + j];
-                    // the dot path quantizes activations to 8 bits
-                    assert!(
-                        (got - exact).abs() < 0.02 * (1.0 + exact.abs()),
-                        "m={m} ({i},{j}): {got} vs {exact}"
-                    );
-                }
-            }
-        }
-        let mut row = vec![0f32; cols];
-        w.row_into(5, &mut row);
-        assert_eq!(row, dense[5 * cols..6 * cols]);
     }
 
     #[test]
