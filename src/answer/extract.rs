@@ -8,7 +8,7 @@
 
 use super::guard::is_instruction;
 use super::retrieve::{QuestionTerms, Scored};
-use super::text::{is_pointer, is_topic_only, sentences, CitedSentence};
+use super::text::{ends_as_list_intro, is_pointer, is_topic_only, sentences, CitedSentence};
 use crate::config::AnswerConfig;
 use crate::error::Result;
 use crate::index::Index;
@@ -97,11 +97,7 @@ fn is_proviso(sentence: &str) -> bool {
 /// Whether a sentence only introduces the list that follows it ("다음 각 호와 같다",
 /// "다음과 같다"): on its own it answers nothing.
 fn is_list_intro(sentence: &str) -> bool {
-    let s = sentence.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
-    s.ends_with("다음 각 호와 같다")
-        || s.ends_with("다음과 같다")
-        || s.ends_with("다음 각 호와 같습니다")
-        || s.ends_with("다음과 같습니다")
+    ends_as_list_intro(sentence.trim_end_matches(|c: char| c == '.' || c.is_whitespace()))
 }
 
 /// Sentence `j` of `list` with the rule it qualifies (when it is a proviso) or the proviso

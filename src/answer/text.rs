@@ -17,13 +17,21 @@ pub struct CitedSentence {
 /// 같다") is not one, since its items follow.
 pub fn is_pointer(sentence: &str) -> bool {
     let s = without_notes(sentence);
-    let lists = s.ends_with("다음 각 호와 같다") || s.ends_with("다음과 같다");
-    !lists
+    !ends_as_list_intro(s)
         && (s.ends_with("으로 정한다")
             || s.ends_with("로 정한다")
             || s.ends_with("과 같다")
             || s.ends_with("와 같다")
             || s.ends_with("에 따른다"))
+}
+
+/// Whether `s`, a sentence without its closing full stop, ends as the introduction of the
+/// list that follows it ("다음 각 호와 같다", "다음과 같다", or their polite forms).
+pub fn ends_as_list_intro(s: &str) -> bool {
+    s.ends_with("다음 각 호와 같다")
+        || s.ends_with("다음과 같다")
+        || s.ends_with("다음 각 호와 같습니다")
+        || s.ends_with("다음과 같습니다")
 }
 
 /// Whether a sentence is a list item that only names a matter ("4. 의료기기의 등급 분류 및
