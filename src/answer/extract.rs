@@ -8,7 +8,7 @@
 
 use super::guard::is_instruction;
 use super::retrieve::{QuestionTerms, Scored};
-use super::text::{ends_as_list_intro, is_pointer, is_topic_only, sentences, CitedSentence};
+use super::text::{is_list_intro, is_pointer, is_topic_only, sentences, CitedSentence};
 use crate::config::AnswerConfig;
 use crate::error::Result;
 use crate::index::Index;
@@ -94,12 +94,6 @@ fn is_proviso(sentence: &str) -> bool {
     sentence.trim_start().starts_with("다만")
 }
 
-/// Whether a sentence only introduces the list that follows it ("다음 각 호와 같다",
-/// "다음과 같다"): on its own it answers nothing.
-fn is_list_intro(sentence: &str) -> bool {
-    ends_as_list_intro(sentence.trim_end_matches(|c: char| c == '.' || c.is_whitespace()))
-}
-
 /// Sentence `j` of `list` with the rule it qualifies (when it is a proviso) or the proviso
 /// that qualifies it (when the next sentence is one), in reading order.
 fn with_proviso(list: &[String], j: usize) -> Vec<usize> {
@@ -161,5 +155,8 @@ mod tests {
         assert!(is_list_intro("② 교육 시간은 다음 각 호와 같다."));
         assert!(is_list_intro("이 법에서 사용하는 용어의 뜻은 다음과 같다."));
         assert!(!is_list_intro("영업자는 6시간의 교육을 받아야 한다."));
+        assert!(is_list_intro(
+            "허가를 받아야 하는 영업은 다음 각 호와 같다. <개정 2013.3.23, 2016.7.26>"
+        ));
     }
 }

@@ -17,7 +17,7 @@ pub struct CitedSentence {
 /// 같다") is not one, since its items follow.
 pub fn is_pointer(sentence: &str) -> bool {
     let s = without_notes(sentence);
-    !ends_as_list_intro(s)
+    !is_list_intro(sentence)
         && (s.ends_with("으로 정한다")
             || s.ends_with("로 정한다")
             || s.ends_with("과 같다")
@@ -25,9 +25,11 @@ pub fn is_pointer(sentence: &str) -> bool {
             || s.ends_with("에 따른다"))
 }
 
-/// Whether `s`, a sentence without its closing full stop, ends as the introduction of the
-/// list that follows it ("다음 각 호와 같다", "다음과 같다", or their polite forms).
-pub fn ends_as_list_intro(s: &str) -> bool {
+/// Whether a sentence only introduces the list that follows it ("다음 각 호와 같다",
+/// "다음과 같다", or their polite forms, before any amendment notes): on its own it answers
+/// nothing.
+pub fn is_list_intro(sentence: &str) -> bool {
+    let s = without_notes(sentence);
     s.ends_with("다음 각 호와 같다")
         || s.ends_with("다음과 같다")
         || s.ends_with("다음 각 호와 같습니다")
