@@ -15,6 +15,8 @@ pub struct Scored {
     pub coverage: f32,
     /// Cosine of question and passage embeddings (e5), when the dense side ranked it.
     pub cosine: Option<f32>,
+    /// BM25 score, when the lexical side ranked it.
+    pub bm25: Option<f32>,
     /// What the rerank orders by, in 0..=1.
     pub relevance: f32,
 }
@@ -200,6 +202,7 @@ pub fn retrieve(
             hit: c.hit,
             coverage,
             cosine: c.cosine,
+            bm25: c.bm25,
             relevance,
         });
     }
@@ -214,6 +217,7 @@ pub fn retrieve(
             relevance = s.relevance,
             coverage = s.coverage,
             cosine = s.cosine,
+            bm25 = s.bm25,
             doc = %s.hit.doc,
             locator = %s.hit.locator,
             "answer candidate"
@@ -310,6 +314,7 @@ mod tests {
                 hit: hit(t),
                 coverage: 0.0,
                 cosine: None,
+                bm25: None,
                 relevance: 0.0,
             })
             .collect();
