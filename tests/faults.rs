@@ -11,7 +11,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Three real statutes cut to their opening articles (about 3 kB each): the crashes need
 /// several documents and batches, not long ones (every passage costs an embedding). With
@@ -41,6 +42,25 @@ fn opening_articles(statute: &str, budget: usize) -> &str {
         Some(at) => &statute[..=at],
         None => statute,
     }
+}
+
+/// The undisturbed ingest of the corpus, made once for all the tests: which passages each
+/// document owns (ids are deterministic and keys relative, so any ingest of the same corpus
+/// must end equal to it) and how long it took.
+fn reference() -> &'static (BTreeMap<String, Vec<u64>>, Duration) {
+    static REFERENCE: OnceLock<(BTreeMap<String, Vec<u64>>, Duration)> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let docs = corpus(tmp.path());
+        let clean = tmp.path().join("clean");
+        let started = Instant::now();
+        let (out, report) = run_json(anjeon(&clean).args(["ingest", "--json"]).arg(&docs));
+        let took = started.elapsed();
+        assert!(out.status.success(), "{report}");
+        let reference = committed(&clean);
+        assert_eq!(reference.len(), 3);
+        (reference, took)
+    })
 }
 
 /// Committed documents of the manifest on disk, each with its sorted passage ids; panics
@@ -157,12 +177,7 @@ fn recover_and_finish(
 fn sigkill_at_every_stage_of_a_batch_loses_and_duplicates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let docs = corpus(tmp.path());
-    // the undisturbed result: which passages each document owns (ids are deterministic)
-    let clean = tmp.path().join("clean");
-    let (out, report) = run_json(anjeon(&clean).args(["ingest", "--json"]).arg(&docs));
-    assert!(out.status.success(), "{report}");
-    let reference = committed(&clean);
-    assert_eq!(reference.len(), 3);
+    let (reference, _) = reference();
 
     // Each kill lands in the second batch, so the first batch was acknowledged before it.
     for stage in [
@@ -181,7 +196,7 @@ fn sigkill_at_every_stage_of_a_batch_loses_and_duplicates_nothing() {
         assert_eq!(acknowledged.len(), 1, "{stage}: {acknowledged:?}");
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
-        recover_and_finish(&data, &docs, &acknowledged, &reference, stage);
+        recover_and_finish(&data, &docs, &acknowledged, reference, stage);
     }
 }
 
@@ -189,12 +204,8 @@ fn sigkill_at_every_stage_of_a_batch_loses_and_duplicates_nothing() {
 fn sigkill_at_arbitrary_moments_keeps_the_stores_consistent() {
     let tmp = tempfile::tempdir().unwrap();
     let docs = corpus(tmp.path());
-    let clean = tmp.path().join("clean");
-    let started = std::time::Instant::now();
-    let (out, _) = run_json(anjeon(&clean).args(["ingest", "--json"]).arg(&docs));
-    let whole = started.elapsed().as_millis() as u64;
-    assert!(out.status.success());
-    let reference = committed(&clean);
+    let (reference, took) = reference();
+    let whole = took.as_millis() as u64;
     // one data directory, killed again and again at moments spread over an undisturbed
     // run's length (inside commits and flushes too, whatever was running then); it must
     // recover every time. Two files to a batch: a kill can land between a batch's files.
@@ -217,7 +228,7 @@ fn sigkill_at_arbitrary_moments_keeps_the_stores_consistent() {
             );
         }
     }
-    recover_and_finish(&data, &docs, &BTreeMap::new(), &reference, "final run");
+    recover_and_finish(&data, &docs, &BTreeMap::new(), reference, "final run");
 }
 
 /// A mount of its own (tmpfs or a read-only bind), removed however the test ends.
@@ -346,12 +357,7 @@ fn a_full_disk_fails_cleanly_and_recovers() {
     assert!(all.contains("No space left on device"), "{all}");
     std::fs::remove_file(&filler).unwrap();
     // space again: the interrupted batch is undone, the acknowledged one untouched
-    let (_, reference) = {
-        let clean = tmp.path().join("clean");
-        let (out, _) = run_json(anjeon(&clean).args(["ingest", "--json"]).arg(&docs));
-        (out, committed(&clean))
-    };
-    recover_and_finish(&data, &docs, &acknowledged, &reference, "disk full");
+    recover_and_finish(&data, &docs, &acknowledged, &reference().0, "disk full");
 }
 
 fn free_bytes(dir: &Path) -> u64 {
