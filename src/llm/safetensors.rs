@@ -48,6 +48,9 @@ pub struct Checkpoint {
     maps: Vec<Arc<Mmap>>,
     tensors: HashMap<String, Entry>,
     arch: Arch,
+    /// Llama 3.1's scaled-rope divisors, when `config.json` asks for them
+    /// ([`Checkpoint::llama3_rope_factors`]), served as the tensor `rope_freqs.weight`.
+    rope_freqs: Option<Vec<f32>>,
 }
 
 /// Whether `path` names a Hugging Face checkpoint rather than a GGUF file.
@@ -129,13 +132,19 @@ impl Checkpoint {
             }
             maps.push(Arc::new(map));
         }
-        Ok(Checkpoint {
+        let mut checkpoint = Checkpoint {
             dir,
             config,
             maps,
             tensors,
             arch,
-        })
+            rope_freqs: None,
+        };
+        if rope_type(&checkpoint.config) == Some("llama3") {
+            let head_dim = checkpoint.config()?.head_dim;
+            checkpoint.rope_freqs = Some(checkpoint.llama3_rope_factors(head_dim)?);
+        }
+        Ok(checkpoint)
     }
 
     pub fn dir(&self) -> &Path {
@@ -152,15 +161,11 @@ impl Checkpoint {
         let heads = num("num_attention_heads").ok_or_else(|| err("no num_attention_heads"))?;
         let head_dim = num("head_dim").unwrap_or(hidden / heads);
         let gemma = self.arch == Arch::Gemma3;
-        let scaling = &c["rope_scaling"];
-        let rope_scale = match scaling["rope_type"].as_str().or(scaling["type"].as_str()) {
+        let rope_scale = match rope_type(c) {
             None => 1.0,
-            Some("linear") => scaling["factor"].as_f64().unwrap_or(1.0) as f32,
-            // per-frequency factors instead, as the tensor `rope_freqs.weight` (see below)
-            Some("llama3") => {
-                self.llama3_rope_factors(head_dim)?;
-                1.0
-            }
+            Some("linear") => c["rope_scaling"]["factor"].as_f64().unwrap_or(1.0) as f32,
+            // per-frequency divisors instead, as the tensor `rope_freqs.weight`
+            Some("llama3") => 1.0,
             Some(other) => {
                 return Err(err(&format!(
                     "rope_scaling {other:?} is not supported for safetensors checkpoints; convert to GGUF"
@@ -251,17 +256,6 @@ impl Checkpoint {
             .collect())
     }
 
-    /// The scaled-rope divisors when `config.json` asks for them (see
-    /// [`Checkpoint::llama3_rope_factors`]).
-    fn rope_freqs(&self) -> Option<Vec<f32>> {
-        let scaling = &self.config["rope_scaling"];
-        if scaling["rope_type"].as_str().or(scaling["type"].as_str()) != Some("llama3") {
-            return None;
-        }
-        let config = self.config().ok()?;
-        self.llama3_rope_factors(config.head_dim).ok()
-    }
-
     /// `bos_token_id` and `eos_token_id` of `config.json` (the first, when it lists several).
     pub fn special_ids(&self) -> (Option<u32>, Option<u32>) {
         let id = |v: &Value| {
@@ -337,18 +331,24 @@ impl Checkpoint {
     }
 }
 
+/// `rope_scaling.rope_type` of a `config.json` (older configs call it `type`).
+fn rope_type(config: &Value) -> Option<&str> {
+    let scaling = &config["rope_scaling"];
+    scaling["rope_type"].as_str().or(scaling["type"].as_str())
+}
+
 /// The GGUF name of the scaled-rope divisors, which a checkpoint derives from its config.
 const ROPE_FREQS: &str = "rope_freqs.weight";
 
 impl TensorSource for Checkpoint {
     fn has_tensor(&self, name: &str) -> bool {
-        self.entry(name).is_some() || (name == ROPE_FREQS && self.rope_freqs().is_some())
+        self.entry(name).is_some() || (name == ROPE_FREQS && self.rope_freqs.is_some())
     }
 
     fn weight(&self, name: &str) -> Result<Weight> {
         if name == ROPE_FREQS {
-            if let Some(factors) = self.rope_freqs() {
-                return Weight::from_f32(name, 1, factors.len(), factors);
+            if let Some(factors) = &self.rope_freqs {
+                return Weight::from_f32(name, 1, factors.len(), factors.clone());
             }
         }
         let (entry, norm) = self.entry(name).ok_or_else(|| {

@@ -782,6 +782,20 @@ fn llama3_rope_scaling_of_a_checkpoint_matches_candles_llama() {
         .unwrap();
     // without the scaling: cosine 0.986
     assert_feature_matches("llama3 rope scaling", &ours, &theirs, &unscaled);
+
+    // a scaling that lacks one of its numbers is refused when the checkpoint opens
+    let mut broken: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    broken["rope_scaling"]
+        .as_object_mut()
+        .unwrap()
+        .remove("low_freq_factor");
+    std::fs::write(&config_path, broken.to_string()).unwrap();
+    let refused = Checkpoint::open(dir.path()).err().expect("refused");
+    assert!(
+        refused.to_string().contains("has no low_freq_factor"),
+        "{refused}"
+    );
 }
 
 /// Qwen2 (biases on q/k/v) and Qwen3 (RMS norms of each head's q and k) checkpoints, against
