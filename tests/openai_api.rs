@@ -118,7 +118,7 @@ fn the_remote_generator_works_against_our_server() {
 #[ignore = "needs llama.cpp's llama-server (benches/llama_cpp.sh)"]
 fn the_remote_generator_works_against_llama_server() {
     use anjeon::llm::remote::RemoteGenerator;
-    use anjeon::llm::{Finish, GenerateParams, Generator, Llm, Prompt};
+    use anjeon::llm::{Finish, GenerateParams, Generator, Prompt, Tokenizer};
     use std::net::TcpListener;
     use std::time::{Duration, Instant};
     let binary = std::env::var_os("ANJEON_LLAMA_SERVER")
@@ -159,14 +159,16 @@ fn the_remote_generator_works_against_llama_server() {
         "the served context, not the trained one"
     );
 
-    let ours = Llm::load(&model, 1).unwrap();
+    // only the tokenizer: the vocabulary from the same file
+    let gguf = anjeon::llm::gguf::GgufFile::open(&model).unwrap();
+    let ours = Tokenizer::load(Some(&gguf), &model).unwrap();
     for text in [
         "식품의약품안전처",
         "건강기능식품의 허위·과대광고를 단속한다.",
     ] {
         assert_eq!(
             remote.count_tokens(text).unwrap(),
-            ours.tokenizer.encode(text, false, false).unwrap().len(),
+            ours.encode(text, false, false).unwrap().len(),
             "{text}"
         );
     }
