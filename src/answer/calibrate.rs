@@ -160,21 +160,32 @@ fn unknown_subjects_on_dev() {
     println!("unknown subject: {answerable} answerable, {unanswerable} unanswerable questions");
 }
 
-/// Experiment: what tells a wrong first passage from a right one.
+/// What tells a wrong first passage from a right one: the first passage's features per
+/// question; with `ANJEON_DUMP=FILE` also the 30 best candidates of each, as JSON lines.
 /// `ANJEON_RAG_DATA=/tmp/full cargo test --lib abstain_features_on_dev -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn abstain_features_on_dev() {
     let (index, questions, filter) = dev_setup();
+    // as answers are made by default
+    let config = crate::config::AnswerConfig::default();
     let base = RerankWeights {
-        coverage: 0.5,
-        cosine_floor: 0.75,
-        cosine_ceiling: 0.92,
+        coverage: config.coverage_weight,
+        cosine_floor: config.cosine_floor,
+        cosine_ceiling: config.cosine_ceiling,
     };
     for q in &questions {
         let terms = QuestionTerms::new(&index, &q.question, &filter).expect("terms");
-        let ranked =
-            retrieve(&index, &q.question, &terms, &filter, 10, &base, true).expect("retrieve");
+        let ranked = retrieve(
+            &index,
+            &q.question,
+            &terms,
+            &filter,
+            config.candidates,
+            &base,
+            true,
+        )
+        .expect("retrieve");
         if let Ok(path) = std::env::var("ANJEON_DUMP") {
             use std::io::Write;
             let mut f = std::fs::OpenOptions::new()
@@ -225,185 +236,6 @@ fn abstain_features_on_dev() {
             bm25_rank,
             dense_rank,
             !terms.unknown.is_empty(),
-        );
-    }
-}
-
-/// Experiment: how much of a passage's title (law and article) the question names.
-/// `ANJEON_RAG_DATA=/tmp/full cargo test --lib title_rerank_on_dev -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn title_rerank_on_dev() {
-    let (index, questions, filter) = dev_setup();
-    let base = RerankWeights {
-        coverage: 0.5,
-        cosine_floor: 0.75,
-        cosine_ceiling: 0.92,
-    };
-    let mut per_question = Vec::new();
-    for q in &questions {
-        let terms = QuestionTerms::new(&index, &q.question, &filter).expect("terms");
-        let asked: std::collections::HashSet<String> = terms.terms.iter().cloned().collect();
-        let ranked =
-            retrieve(&index, &q.question, &terms, &filter, 30, &base, false).expect("retrieve");
-        let mut feats = Vec::new();
-        for s in &ranked {
-            let mut title: Vec<String> = Vec::new();
-            for t in index.analyse(&s.hit.title).expect("analyse") {
-                if !title.contains(&t) {
-                    title.push(t);
-                }
-            }
-            let stats = index.term_stats(&title, &filter).expect("stats");
-            let n = stats.passages as f32;
-            let mut total = 0.0;
-            let mut found = 0.0;
-            for (t, &df) in title.iter().zip(&stats.doc_freqs) {
-                let df = df as f32;
-                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-                total += idf;
-                if asked.contains(t) {
-                    found += idf;
-                }
-            }
-            feats.push(if total > 0.0 { found / total } else { 0.0 });
-        }
-        per_question.push((q, ranked, feats));
-    }
-    let mut rows = Vec::new();
-    for pool in [10usize, 20, 30] {
-        for wt10 in 0..=6 {
-            let wt = wt10 as f32 / 20.0;
-            let mut top1 = 0;
-            let mut wrong = Vec::new();
-            for (q, ranked, feats) in &per_question {
-                if !q.answerable {
-                    continue;
-                }
-                let mut order: Vec<(f32, &Scored)> = ranked
-                    .iter()
-                    .zip(feats)
-                    .take(pool)
-                    .map(|(s, f)| ((1.0 - wt) * s.relevance + wt * f, s))
-                    .collect();
-                order.sort_by(|a, b| b.0.total_cmp(&a.0));
-                if order.first().is_some_and(|(_, s)| is_gold(q, s)) {
-                    top1 += 1;
-                } else {
-                    let at = order.iter().position(|(_, s)| is_gold(q, s));
-                    wrong.push(format!("{}@{:?}", q.id, at.map(|r| r + 1)));
-                }
-            }
-            rows.push(format!(
-                "pool {pool} title {wt:.2} top1 {top1} wrong {}",
-                wrong.join(" ")
-            ));
-        }
-    }
-    for r in rows {
-        println!("{r}");
-    }
-    for (q, ranked, feats) in &per_question {
-        if ["q019", "q025", "q049", "q064"].contains(&q.id.as_str()) {
-            for (s, f) in ranked.iter().zip(feats).take(12) {
-                println!(
-                    "{} gold {} rel {:.3} title {:.2} {}",
-                    q.id,
-                    is_gold(q, s),
-                    s.relevance,
-                    f,
-                    s.hit.title
-                );
-            }
-        }
-    }
-}
-
-/// Experiment: BM25 as a third rerank signal.
-/// `ANJEON_RAG_DATA=/tmp/full cargo test --lib bm25_rerank_on_dev -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn bm25_rerank_on_dev() {
-    let (index, questions, filter) = dev_setup();
-    let base = RerankWeights {
-        coverage: 0.5,
-        cosine_floor: 0.75,
-        cosine_ceiling: 0.92,
-    };
-    let mut per_question = Vec::new();
-    for q in &questions {
-        let terms = QuestionTerms::new(&index, &q.question, &filter).expect("terms");
-        let ranked =
-            retrieve(&index, &q.question, &terms, &filter, 30, &base, false).expect("retrieve");
-        per_question.push((q, ranked));
-    }
-    let mut rows = Vec::new();
-    for pool in [10usize, 15, 20, 30] {
-        for wc10 in 0..=10 {
-            for wb10 in 0..=(10 - wc10) {
-                let (wc, wb) = (wc10 as f32 / 10.0, wb10 as f32 / 10.0);
-                let wd = 1.0 - wc - wb;
-                let mut top1 = 0;
-                let mut wrong = Vec::new();
-                let mut best_answerable = Vec::new();
-                let mut best_unanswerable = Vec::new();
-                for (q, ranked) in &per_question {
-                    let cands = &ranked[..ranked.len().min(pool)];
-                    let max_bm25 = cands
-                        .iter()
-                        .filter_map(|s| s.bm25)
-                        .fold(0.0f32, f32::max)
-                        .max(1e-6);
-                    let mut order: Vec<(f32, &Scored)> = cands
-                        .iter()
-                        .map(|s| {
-                            let dense = base.relevance(0.0, s.cosine) / 0.5;
-                            let b = s.bm25.unwrap_or(0.0) / max_bm25;
-                            (wc * s.coverage + wd * dense + wb * b, s)
-                        })
-                        .collect();
-                    order.sort_by(|a, b| b.0.total_cmp(&a.0));
-                    let best = order.first().map(|o| o.0).unwrap_or(0.0);
-                    if q.answerable {
-                        best_answerable.push(best);
-                        if order.first().is_some_and(|(_, s)| is_gold(q, s)) {
-                            top1 += 1;
-                        } else {
-                            let at = order.iter().position(|(_, s)| is_gold(q, s));
-                            wrong.push(format!("{}@{:?}", q.id, at.map(|r| r + 1)));
-                        }
-                    } else {
-                        best_unanswerable.push(best);
-                    }
-                }
-                // the best threshold's separation: answered answerable + refused unanswerable
-                let mut sep = (0, 0.0f32);
-                for t in 30..90 {
-                    let t = t as f32 / 100.0;
-                    let a = best_answerable.iter().filter(|&&b| b >= t).count();
-                    let r = best_unanswerable.iter().filter(|&&b| b < t).count();
-                    if a + r > sep.0 {
-                        sep = (a + r, t);
-                    }
-                }
-                rows.push((top1, sep.0, pool, wc, wd, wb, sep.1, wrong.join(" ")));
-            }
-        }
-    }
-    rows.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
-    for r in rows.iter().take(40) {
-        println!(
-            "top1 {:>2} sep {:>2} pool {:>2} cov {:.1} dense {:.1} bm25 {:.1} t {:.2} wrong {}",
-            r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7
-        );
-    }
-    for r in rows
-        .iter()
-        .filter(|r| (r.3 - 0.5).abs() < 1e-3 && r.5 == 0.0)
-    {
-        println!(
-            "current-like: top1 {} sep {} pool {} wrong {}",
-            r.0, r.1, r.2, r.7
         );
     }
 }
