@@ -41,31 +41,31 @@ fn dev_setup() -> (Index, Vec<Question>, SearchFilter) {
     (index, questions, filter)
 }
 
+/// The question's terms and its `n` hybrid candidates, scored with the default answer
+/// settings (reranked when `rerank`, else in the fused order).
+fn candidates(
+    index: &Index,
+    q: &Question,
+    filter: &SearchFilter,
+    n: usize,
+    rerank: bool,
+) -> (QuestionTerms, Vec<Scored>) {
+    let weights = RerankWeights::of(&crate::config::AnswerConfig::default());
+    let terms = QuestionTerms::new(index, &q.question, filter).expect("terms");
+    let ranked =
+        retrieve(index, &q.question, &terms, filter, n, &weights, rerank).expect("retrieve");
+    (terms, ranked)
+}
+
 /// `ANJEON_RAG_DATA=/tmp/answer-data cargo test --lib calibrate_on_dev -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn calibrate_on_dev() {
     let (index, questions, filter) = dev_setup();
-    let fused_weights = RerankWeights {
-        coverage: 0.5,
-        cosine_floor: 0.75,
-        cosine_ceiling: 0.92,
-    };
-    let mut per_question = Vec::new();
-    for q in &questions {
-        let terms = QuestionTerms::new(&index, &q.question, &filter).expect("terms");
-        let ranked = retrieve(
-            &index,
-            &q.question,
-            &terms,
-            &filter,
-            30,
-            &fused_weights,
-            false,
-        )
-        .expect("retrieve");
-        per_question.push((q, ranked));
-    }
+    let per_question: Vec<(&Question, Vec<Scored>)> = questions
+        .iter()
+        .map(|q| (q, candidates(&index, q, &filter, 30, false).1))
+        .collect();
     println!("weight  floor  top1(gold)  mrr(gold)  | threshold sweep: t answered-answerable refused-unanswerable");
     for floor in [0.70f32, 0.75, 0.80] {
         for w in [0.0f32, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0] {
@@ -167,25 +167,9 @@ fn unknown_subjects_on_dev() {
 #[ignore]
 fn abstain_features_on_dev() {
     let (index, questions, filter) = dev_setup();
-    // as answers are made by default
     let config = crate::config::AnswerConfig::default();
-    let base = RerankWeights {
-        coverage: config.coverage_weight,
-        cosine_floor: config.cosine_floor,
-        cosine_ceiling: config.cosine_ceiling,
-    };
     for q in &questions {
-        let terms = QuestionTerms::new(&index, &q.question, &filter).expect("terms");
-        let ranked = retrieve(
-            &index,
-            &q.question,
-            &terms,
-            &filter,
-            config.candidates,
-            &base,
-            true,
-        )
-        .expect("retrieve");
+        let (terms, ranked) = candidates(&index, q, &filter, config.candidates, true);
         if let Ok(path) = std::env::var("ANJEON_DUMP") {
             use std::io::Write;
             let mut f = std::fs::OpenOptions::new()
@@ -193,8 +177,7 @@ fn abstain_features_on_dev() {
                 .append(true)
                 .open(path)
                 .expect("dump");
-            let wide =
-                retrieve(&index, &q.question, &terms, &filter, 30, &base, true).expect("retrieve");
+            let (_, wide) = candidates(&index, q, &filter, 30, true);
             for s in &wide {
                 let row = serde_json::json!({"id": q.id, "answerable": q.answerable,
                     "question": q.question, "gold": is_gold(q, s), "doc": s.hit.doc,

@@ -215,11 +215,7 @@ impl<'a> Answerer<'a> {
         };
         let standalone = self.standalone(&asked, &req.history)?;
         let terms = QuestionTerms::new(self.index, &standalone, &filter)?;
-        let weights = RerankWeights {
-            coverage: self.config.coverage_weight,
-            cosine_floor: self.config.cosine_floor,
-            cosine_ceiling: self.config.cosine_ceiling,
-        };
+        let weights = RerankWeights::of(&self.config);
         let ranked = retrieve::retrieve(
             self.index,
             &standalone,

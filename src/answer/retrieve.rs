@@ -146,6 +146,15 @@ pub struct RerankWeights {
 }
 
 impl RerankWeights {
+    /// The weights an answer configuration sets.
+    pub fn of(config: &crate::config::AnswerConfig) -> RerankWeights {
+        RerankWeights {
+            coverage: config.coverage_weight,
+            cosine_floor: config.cosine_floor,
+            cosine_ceiling: config.cosine_ceiling,
+        }
+    }
+
     pub fn relevance(&self, coverage: f32, cosine: Option<f32>) -> f32 {
         let span = (self.cosine_ceiling - self.cosine_floor).max(1e-3);
         let dense = cosine
