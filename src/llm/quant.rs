@@ -83,8 +83,9 @@ fn has_avx2_fma_f16c() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
-/// Block bytes of a slice of candle blocks (the layouts are `repr(C)` and fixed by GGUF).
-fn bytes_of<B>(blocks: &[B]) -> &[u8] {
+/// The bytes of a slice of padding-free plain data: candle blocks (their layouts are
+/// `repr(C)` and fixed by GGUF) or floats.
+pub(super) fn bytes_of<B>(blocks: &[B]) -> &[u8] {
     // SAFETY: any initialised memory may be viewed as bytes.
     unsafe {
         std::slice::from_raw_parts(blocks.as_ptr() as *const u8, std::mem::size_of_val(blocks))
@@ -291,10 +292,6 @@ pub(super) fn q8_0_scales(y: &[u8]) -> Vec<f32> {
     y.chunks_exact(Q8_0_BYTES)
         .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
         .collect()
-}
-
-pub(super) fn q8_0_bytes<T: GgmlType>(blocks: &[T]) -> &[u8] {
-    bytes_of(blocks)
 }
 
 #[cfg(target_arch = "x86_64")]

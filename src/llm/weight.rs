@@ -13,7 +13,7 @@
 //! Both paths see the same activations: the GEMM path rounds them through the dot-product
 //! type first (as llama.cpp does everywhere), so the two differ only by summation order.
 
-use super::quant::PackedQ8;
+use super::quant::{bytes_of, PackedQ8};
 use crate::error::{Error, Result};
 use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -110,10 +110,7 @@ impl Storage {
         match self {
             Storage::Mapped(m) => m,
             Storage::Owned(v) => v,
-            // SAFETY: any initialised f32 slice is a valid byte slice of four times the length
-            Storage::Floats(v) => unsafe {
-                std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 4)
-            },
+            Storage::Floats(v) => bytes_of(v.as_slice()),
         }
     }
 }
@@ -408,7 +405,7 @@ fn matmul_packed(packed: &PackedQ8, x: &[f32], m: usize, k: usize, n: usize, out
     for (row, q) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
         BlockQ8_0::from_float(row, q);
     }
-    let bytes = super::quant::q8_0_bytes(&xq);
+    let bytes = bytes_of(&xq);
     let row_bytes = bytes.len() / m;
     let scales = super::quant::q8_0_scales(bytes);
     let dst = SharedMut(out.as_mut_ptr());
@@ -503,15 +500,7 @@ mod tests {
             T::from_float(&values, &mut blocks);
             let mut dequant = vec![0f32; rows * cols];
             T::to_float(&blocks, &mut dequant);
-            // SAFETY: plain-old-data blocks viewed as their bytes, as a GGUF file holds them
-            let bytes: Vec<u8> = unsafe {
-                std::slice::from_raw_parts(
-                    blocks.as_ptr() as *const u8,
-                    blocks.len() * std::mem::size_of::<T>(),
-                )
-            }
-            .to_vec();
-            (bytes, dequant)
+            (bytes_of(&blocks).to_vec(), dequant)
         });
         let len = bytes.len();
         let w = Weight::from_storage(
