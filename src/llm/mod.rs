@@ -16,6 +16,7 @@ pub mod remote;
 pub mod safetensors;
 pub mod sample;
 pub mod scoring;
+mod team;
 pub mod tokenizer;
 pub mod weight;
 
@@ -34,7 +35,7 @@ use std::time::Instant;
 pub struct Llm {
     pub model: Model,
     pub tokenizer: Tokenizer,
-    pool: rayon::ThreadPool,
+    team: team::Team,
     name: String,
     /// The Jinja chat template from the model's metadata, if it has one.
     chat_template: Option<String>,
@@ -86,7 +87,7 @@ pub struct Generation {
 }
 
 impl Llm {
-    /// Loads a GGUF checkpoint and makes a pool of `threads` workers (0: one per core).
+    /// Loads a GGUF checkpoint and makes a team of `threads` threads (0: one per core).
     pub fn load(path: &Path, threads: usize) -> Result<Self> {
         let (model, tokenizer, name, chat_template) = if safetensors::is_checkpoint(path) {
             let checkpoint = safetensors::Checkpoint::open(path)?;
@@ -114,15 +115,12 @@ impl Llm {
                 model.config.vocab
             )));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("anjeon-llm-{i}"))
-            .build()
-            .map_err(|e| Error::Model(format!("thread pool: {e}")))?;
+        let team =
+            team::Team::new(threads).map_err(|e| Error::Model(format!("engine threads: {e}")))?;
         Ok(Llm {
             model,
             tokenizer,
-            pool,
+            team,
             name,
             chat_template,
         })
@@ -137,12 +135,12 @@ impl Llm {
     }
 
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.team.threads()
     }
 
     /// Runs `f` on the engine's threads.
-    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.pool.install(f)
+    pub fn install<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.team.install(f)
     }
 
     /// Prompt ids for plain text (BOS as the model wants it; specials in the text are text).
@@ -153,8 +151,7 @@ impl Llm {
 
     /// Logits of `tokens` after what `cache` holds, on the engine's threads.
     pub fn forward(&self, tokens: &[u32], cache: &mut Cache, logits: Logits) -> Result<Vec<f32>> {
-        self.pool
-            .install(|| self.model.forward(tokens, cache, logits))
+        self.install(|| self.model.forward(tokens, cache, logits))
     }
 
     /// Runs the prompt tokens `todo` after what `cache` holds and returns the logits after the

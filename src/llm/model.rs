@@ -6,13 +6,13 @@
 use super::device::{self, DeviceKv, DeviceModel};
 use super::gguf::GgufFile;
 use super::safetensors::TensorSource;
+use super::team;
 use super::weight::{matmul_many, SharedMut, Weight};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Gated};
 use gemm::{gemm, Parallelism};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use rayon::prelude::*;
 
 /// The architecture family, as GGUF's `general.architecture` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,7 +344,7 @@ impl Model {
     }
 
     /// Runs `tokens` after what `cache` holds and returns logits (`vocab` per requested
-    /// position, row-major), on the current rayon pool.
+    /// position, row-major), on the current [`team`].
     pub fn forward(&self, tokens: &[u32], cache: &mut Cache, logits: Logits) -> Result<Vec<f32>> {
         let mut out = self.forward_batch(&mut [(tokens, cache)], logits)?;
         Ok(out.pop().unwrap_or_default())
@@ -463,9 +463,12 @@ impl Model {
                 t,
                 &mut [&mut gate, &mut up],
             );
-            gate.par_chunks_mut(ffn)
-                .zip(up.par_chunks(ffn))
-                .for_each(|(g, u)| kernels::gated(c.activation, g, u));
+            let rows = SharedMut(gate.as_mut_ptr());
+            team::for_each(t, |r| {
+                // SAFETY: task r alone writes row r of `gate`.
+                let g = unsafe { rows.slice(r * ffn, ffn) };
+                kernels::gated(c.activation, g, &up[r * ffn..(r + 1) * ffn]);
+            });
             layer.down.matmul(&gate, t, &mut proj);
             if let Some(w) = &layer.post_ffn_norm {
                 kernels::rms_norm(&mut proj, w, c.eps);
@@ -577,7 +580,8 @@ impl Model {
         let dst = SharedMut(out.as_mut_ptr());
         // Jobs run block by block, heads innermost: the query heads that share a kv head come
         // one after another, so a thread converts that head's keys and values once for them.
-        (0..c.heads * blocks).into_par_iter().for_each_init(
+        team::for_each_init(
+            c.heads * blocks,
             || (Vec::new(), Vec::new(), Vec::new(), None),
             |(scores, k32, v32, converted): &mut PrefillScratch, job| {
                 let (block, head) = (job / c.heads, job % c.heads);
@@ -679,12 +683,12 @@ impl Model {
         let t = q.len() / qd;
         // The query heads that share a key/value head read its cache once per job, not once
         // per head; the group is split only as far as it takes to keep every thread busy.
-        let parts = rayon::current_num_threads()
+        let parts = team::current_threads()
             .div_ceil(c.kv_heads * t)
             .clamp(1, group);
         let per_part = group.div_ceil(parts);
         let dst = SharedMut(out.as_mut_ptr());
-        (0..c.kv_heads * t * parts).into_par_iter().for_each(|job| {
+        team::for_each(c.kv_heads * t * parts, |job| {
             let (kv_head, r, part) = (job / (t * parts), job / parts % t, job % parts);
             let heads = kv_head * group + (part * per_part).min(group)
                 ..kv_head * group + ((part + 1) * per_part).min(group);

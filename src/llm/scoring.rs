@@ -9,9 +9,8 @@
 
 use super::generator::Scored;
 use super::model::{Cache, Logits};
-use super::{sample, Llm};
+use super::{sample, team, Llm};
 use crate::error::{Error, Result};
-use rayon::prelude::*;
 
 /// Rows of logits one batched pass may produce (each row is `vocab` floats: 1 MiB for
 /// gemma-3's 262k vocabulary), so a document with many long choices stays within memory.
@@ -116,7 +115,7 @@ pub fn score_tokens(llm: &Llm, context: &[u32], continuations: &[Vec<u32>]) -> R
     }];
     while !frontier.is_empty() {
         let stats: Vec<RowStats> =
-            llm.install(|| frontier.par_iter().map(|b| RowStats::of(&b.row)).collect());
+            llm.install(|| team::map(frontier.len(), |i| RowStats::of(&frontier[i].row)));
         let mut forks: Vec<Fork> = Vec::new();
         for (parent, (branch, stat)) in frontier.iter().zip(&stats).enumerate() {
             for &(c, pos) in &branch.items {
@@ -173,8 +172,8 @@ pub fn score_tokens(llm: &Llm, context: &[u32], continuations: &[Vec<u32>]) -> R
             let logits = llm.install(|| llm.model.forward_batch(&mut batch, Logits::All))?;
             for ((fork, rows), cache) in forks[start..end].iter().zip(logits).zip(caches) {
                 let n = fork.feed.len();
-                let stats: Vec<RowStats> =
-                    llm.install(|| rows.par_chunks_exact(vocab).map(RowStats::of).collect());
+                let stats: Vec<RowStats> = llm
+                    .install(|| team::map(n, |k| RowStats::of(&rows[k * vocab..(k + 1) * vocab])));
                 // row k holds the logits after feed[..=k]: it scores token pos + k + 1
                 for &(c, pos) in &fork.members {
                     for (k, stat) in stats[..n - 1].iter().enumerate() {

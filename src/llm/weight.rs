@@ -14,6 +14,7 @@
 //! type first (as llama.cpp does everywhere), so the two differ only by summation order.
 
 use super::quant::{bytes_of, PackedQ8};
+use super::team;
 use crate::error::{Error, Result};
 use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -22,7 +23,6 @@ use candle_core::quantized::k_quants::{
 use candle_core::quantized::GgmlDType;
 use gemm::{gemm, Parallelism};
 use memmap2::Mmap;
-use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -249,7 +249,7 @@ impl Weight {
         out
     }
 
-    /// `out[m × rows] = x[m × cols] · Wᵀ`, on the current rayon pool.
+    /// `out[m × rows] = x[m × cols] · Wᵀ`, on the current [`team`].
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
         if self.takes_dot_path(m) {
             return run_dot_jobs(&[self.dot_job(x, m, out)]);
@@ -284,7 +284,7 @@ impl Weight {
 
 /// `outs[i] = x · weights[i]ᵀ` for matrices that read the same input (a layer's q, k and v;
 /// gate and up). Decoding runs all their dot products in one parallel pass, so a step
-/// dispatches its thread pool once per group rather than once per matrix.
+/// dispatches its team once per group rather than once per matrix.
 pub fn matmul_many(weights: &[&Weight], x: &[f32], m: usize, outs: &mut [&mut [f32]]) {
     assert_eq!(weights.len(), outs.len(), "one output per matrix");
     if !weights.iter().all(|w| w.takes_dot_path(m)) {
@@ -312,6 +312,14 @@ impl SharedMut {
     /// The pointer (a method, so closures capture the whole `Send` wrapper).
     pub(super) fn ptr(self) -> *mut f32 {
         self.0
+    }
+
+    /// `len` elements from `start`, as a slice.
+    ///
+    /// # Safety
+    /// The range lies inside the buffer, which outlives the slice, and no other task touches it.
+    pub(super) unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
     }
 }
 
@@ -393,7 +401,7 @@ fn run_dot_jobs(jobs: &[Box<dyn DotChunks + '_>]) {
         starts.push(total);
         total += job.chunks();
     }
-    (0..total).into_par_iter().for_each(|c| {
+    team::for_each(total, |c| {
         let i = starts.partition_point(|&s| s <= c) - 1;
         jobs[i].run(c - starts[i]);
     });
@@ -410,45 +418,46 @@ fn matmul_packed(packed: &PackedQ8, x: &[f32], m: usize, k: usize, n: usize, out
     let scales = super::quant::q8_0_scales(bytes);
     let dst = SharedMut(out.as_mut_ptr());
     let groups_per_task = DOT_CHUNK / 4;
-    (0..packed.groups().div_ceil(groups_per_task))
-        .into_par_iter()
-        .for_each(|c| {
-            let end = ((c + 1) * groups_per_task).min(packed.groups());
-            for g in c * groups_per_task..end {
-                for i in 0..m {
-                    let v = packed.dot4(
-                        g,
-                        &bytes[i * row_bytes..(i + 1) * row_bytes],
-                        &scales[i * kb..(i + 1) * kb],
-                    );
-                    for (r, v) in v.into_iter().enumerate() {
-                        // SAFETY: rows 4g..4g+4 belong to this task's groups.
-                        unsafe { *dst.ptr().add(i * n + 4 * g + r) = v };
-                    }
+    team::for_each(packed.groups().div_ceil(groups_per_task), |c| {
+        let end = ((c + 1) * groups_per_task).min(packed.groups());
+        for g in c * groups_per_task..end {
+            for i in 0..m {
+                let v = packed.dot4(
+                    g,
+                    &bytes[i * row_bytes..(i + 1) * row_bytes],
+                    &scales[i * kb..(i + 1) * kb],
+                );
+                for (r, v) in v.into_iter().enumerate() {
+                    // SAFETY: rows 4g..4g+4 belong to this task's groups.
+                    unsafe { *dst.ptr().add(i * n + 4 * g + r) = v };
                 }
             }
-        });
+        }
+    });
 }
 
 fn matmul_panels<T: GgmlType>(w: &[T], x: &[f32], m: usize, k: usize, n: usize, out: &mut [f32]) {
     let kb = k / T::BLCK_SIZE;
     let mut rounded = vec![0f32; m * k];
-    rounded
-        .par_chunks_mut(k)
-        .zip(x.par_chunks(k))
-        .for_each_init(
-            || vec![T::VecDotType::zeros(); kb],
-            |q, (dst, src)| {
-                let dtype = <T::VecDotType as GgmlType>::DTYPE;
-                if !super::quant::round_trip_q8(dtype, src, dst) {
-                    T::VecDotType::from_float(src, q);
-                    T::VecDotType::to_float(q, dst);
-                }
-            },
-        );
+    let rows = SharedMut(rounded.as_mut_ptr());
+    team::for_each_init(
+        m,
+        || vec![T::VecDotType::zeros(); kb],
+        |q, i| {
+            let src = &x[i * k..(i + 1) * k];
+            // SAFETY: task i alone writes row i of `rounded`.
+            let dst = unsafe { rows.slice(i * k, k) };
+            let dtype = <T::VecDotType as GgmlType>::DTYPE;
+            if !super::quant::round_trip_q8(dtype, src, dst) {
+                T::VecDotType::from_float(src, q);
+                T::VecDotType::to_float(q, dst);
+            }
+        },
+    );
     let x = &rounded;
     let dst = SharedMut(out.as_mut_ptr());
-    (0..n.div_ceil(PANEL_ROWS)).into_par_iter().for_each_init(
+    team::for_each_init(
+        n.div_ceil(PANEL_ROWS),
         Vec::new,
         |panel: &mut Vec<f32>, p| {
             let j0 = p * PANEL_ROWS;
