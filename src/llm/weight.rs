@@ -384,6 +384,10 @@ impl<T: GgmlType> DotChunks for DotJob<'_, T> {
             }
         }
         for j in j..end {
+            super::quant::prefetch_rows_ahead(
+                row(j).as_ptr().cast(),
+                std::mem::size_of_val(row(j)),
+            );
             for (i, q) in self.xq.chunks_exact(kb).enumerate() {
                 let v = (self.dot)(k, row(j), q);
                 // SAFETY: element (i, j) is written by the one task that owns row chunk c.
