@@ -417,6 +417,54 @@ pub(crate) fn axpy_f16(alpha: f32, x: &[f16], y: &mut [f32]) {
     }
 }
 
+/// `out ← Σⱼ weights[j] · values[j·stride..][..out.len()]`, the values in half precision (an
+/// attention head's cached values, `stride` apart). Each element is the same chain of fused
+/// multiply-adds, in the same order, as [`axpy_f16`] position by position into zeros, but the
+/// sums stay in registers instead of making a round trip through memory per position.
+pub(crate) fn weighted_sum_f16(weights: &[f32], values: &[f16], stride: usize, out: &mut [f32]) {
+    let n = out.len();
+    if let Some(last) = weights.len().checked_sub(1) {
+        assert!(last * stride + n <= values.len(), "weighted_sum_f16 values");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if n.is_multiple_of(128) && has_avx512() {
+        // SAFETY: the CPU has AVX-512F; every row read lies inside `values` (checked above).
+        unsafe { weighted_sum_f16_avx512(weights, values, stride, out) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if n.is_multiple_of(64) && has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C; the rows lie inside `values`.
+        unsafe { avx2::weighted_sum_f16(weights, values, stride, out) };
+        return;
+    }
+    out.fill(0.0);
+    for (j, &w) in weights.iter().enumerate() {
+        axpy_f16(w, &values[j * stride..j * stride + n], out);
+    }
+}
+
+/// [`weighted_sum_f16`] 128 outputs at a time in eight 16-lane sums.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn weighted_sum_f16_avx512(weights: &[f32], values: &[f16], stride: usize, out: &mut [f32]) {
+    let pv = values.as_ptr().cast::<u16>();
+    for chunk in (0..out.len()).step_by(128) {
+        let mut acc = [_mm512_setzero_ps(); 8];
+        for (j, &w) in weights.iter().enumerate() {
+            let a = _mm512_set1_ps(w);
+            let row = pv.add(j * stride + chunk);
+            for (c, acc) in acc.iter_mut().enumerate() {
+                let v = _mm512_cvtph_ps(_mm256_loadu_si256(row.add(16 * c).cast()));
+                *acc = _mm512_fmadd_ps(a, v, *acc);
+            }
+        }
+        for (c, acc) in acc.into_iter().enumerate() {
+            _mm512_storeu_ps(out.as_mut_ptr().add(chunk + 16 * c), acc);
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn axpy_f16_avx512(alpha: f32, x: &[f16], y: &mut [f32]) {
@@ -652,6 +700,31 @@ mod avx2 {
         }
     }
 
+    /// `super::weighted_sum_f16` 64 outputs at a time in eight 8-lane sums.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn weighted_sum_f16(
+        weights: &[f32],
+        values: &[f16],
+        stride: usize,
+        out: &mut [f32],
+    ) {
+        let pv = values.as_ptr().cast::<u16>();
+        for chunk in (0..out.len()).step_by(64) {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (j, &w) in weights.iter().enumerate() {
+                let a = _mm256_set1_ps(w);
+                let row = pv.add(j * stride + chunk);
+                for (c, acc) in acc.iter_mut().enumerate() {
+                    let v = _mm256_cvtph_ps(_mm_loadu_si128(row.add(8 * c).cast()));
+                    *acc = _mm256_fmadd_ps(a, v, *acc);
+                }
+            }
+            for (c, acc) in acc.into_iter().enumerate() {
+                _mm256_storeu_ps(out.as_mut_ptr().add(chunk + 8 * c), acc);
+            }
+        }
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn gated(act: Gated, gate: &mut [f32], up: &[f32]) {
         let n = gate.len().min(up.len());
@@ -813,6 +886,34 @@ mod tests {
                         "{act:?}({x}) · {u}: {v} vs {expect}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_sums_are_the_axpy_chain_bit_for_bit() {
+        // head sizes for each path (AVX-512, AVX2, portable) and rows `stride` apart
+        for (n, stride) in [(256, 256), (128, 384), (64, 192), (80, 80), (256, 1024)] {
+            for positions in [0, 1, 5, 130] {
+                let values: Vec<f16> = sample(positions.max(1) * stride)
+                    .iter()
+                    .map(|&v| f16::from_f32(v * 0.3))
+                    .collect();
+                let weights: Vec<f32> = sample(positions + 11)[11..]
+                    .iter()
+                    .map(|w| w / 40.0)
+                    .collect();
+                let mut chain = vec![0f32; n];
+                for (j, &w) in weights.iter().enumerate() {
+                    axpy_f16(w, &values[j * stride..j * stride + n], &mut chain);
+                }
+                let mut sum = vec![f32::NAN; n];
+                weighted_sum_f16(&weights, &values, stride, &mut sum);
+                assert_eq!(
+                    sum.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    chain.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{positions} positions of {n} values, stride {stride}"
+                );
             }
         }
     }

@@ -705,19 +705,11 @@ impl Model {
                 }
             }
             scores.chunks_exact_mut(span).for_each(kernels::softmax);
-            let mut outs: Vec<&mut [f32]> = heads
-                .clone()
+            let start = at(first).start;
+            for (weights, head) in scores.chunks_exact(span).zip(heads) {
                 // SAFETY: each job owns row r × its heads' columns of `out`.
-                .map(|head| unsafe {
-                    std::slice::from_raw_parts_mut(dst.ptr().add(r * qd + head * hd), hd)
-                })
-                .collect();
-            outs.iter_mut().for_each(|o| o.fill(0.0));
-            for (i, j) in (first..=pos).enumerate() {
-                let value = &values[at(j)];
-                for (h, o) in outs.iter_mut().enumerate() {
-                    kernels::axpy_f16(scores[h * span + i], value, o);
-                }
+                let o = unsafe { dst.slice(r * qd + head * hd, hd) };
+                kernels::weighted_sum_f16(weights, &values[start..], kvd, o);
             }
         });
     }
