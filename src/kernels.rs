@@ -39,7 +39,7 @@ pub(crate) fn has_avx2_fma() -> bool {
 
 /// Whether this CPU runs the AVX2+FMA kernels that read half-precision values (F16C).
 #[inline]
-fn has_avx2_fma_f16c() -> bool {
+pub(crate) fn has_avx2_fma_f16c() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         has_avx2_fma() && is_x86_feature_detected!("f16c")

@@ -4,6 +4,8 @@
 //! decode step are dominated by these). Picked at run time; candle's portable `vec_dot` defines
 //! the result.
 
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::has_avx2_fma_f16c;
 use candle_core::quantized::k_quants::GgmlType;
 use candle_core::quantized::GgmlDType;
 
@@ -74,13 +76,6 @@ fn dot4_dispatch_rows<T: GgmlType, const Q5: bool, const R: usize>(
 fn dot_dispatch<T: GgmlType, const Q5: bool>(n: usize, xs: &[T], ys: &[T::VecDotType]) -> f32 {
     let [dot] = dot4_dispatch_rows::<T, Q5, 1>(n, [xs], ys);
     dot
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_fma_f16c() -> bool {
-    is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c")
 }
 
 /// How far past the weights being multiplied the kernels ask for more. Decoding streams every
