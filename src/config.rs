@@ -191,6 +191,9 @@ pub struct AnswerConfig {
     /// e5 cosines mapped to 0..1 between these two values.
     pub cosine_floor: f32,
     pub cosine_ceiling: f32,
+    /// Added to the relevance of a passage that defines terms (a 정의 article, "…"이란 …
+    /// 말한다) when the question asks what something is or whether it counts as something.
+    pub definition_weight: f32,
     /// Refuse when the best passage's relevance is below this.
     pub min_relevance: f32,
     /// Passages numbered [1]..[k] in the context.
@@ -223,6 +226,7 @@ impl Default for AnswerConfig {
             coverage_weight: 0.5,
             cosine_floor: 0.75,
             cosine_ceiling: 0.92,
+            definition_weight: 0.1,
             min_relevance: 0.6,
             context_passages: 4,
             context_tokens: 1536,

@@ -73,6 +73,7 @@ fn calibrate_on_dev() {
                 coverage: w,
                 cosine_floor: floor,
                 cosine_ceiling: 0.92,
+                definition: 0.0,
             };
             let mut top1 = 0;
             let mut mrr = 0.0;

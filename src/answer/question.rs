@@ -1,5 +1,6 @@
 //! Question understanding: Unicode and whitespace normalisation, follow-up questions made
-//! standalone from the conversation, and detection of questions about one's own medical case.
+//! standalone from the conversation, and detection of questions about one's own medical case
+//! and of questions that a law's definitions answer.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -112,9 +113,49 @@ pub fn is_own_medical_case(question: &str) -> bool {
     OWN_CASE.iter().any(|w| question.contains(w)) && MEDICAL.iter().any(|w| question.contains(w))
 }
 
+/// Phrasings that ask what a term means (뜻, 정의, "…이란 무엇") or whether something counts
+/// as what a term names ("…으로 볼 수 있나요", "…에 해당하나요", "…대상인가요"): questions a
+/// law answers in its definitions.
+const DEFINITION_ASKS: [&str; 14] = [
+    "뜻",
+    "정의",
+    "의미",
+    "이란 무엇",
+    "란 무엇",
+    "으로 볼 수",
+    "로 볼 수",
+    "에 해당하나요",
+    "에 해당되나요",
+    "에 해당합니까",
+    "에 포함되나요",
+    "에 포함됩니까",
+    "대상인가요",
+    "대상이 되나요",
+];
+
+/// Whether `question` asks what a term means or whether something falls under it.
+pub fn asks_definition(question: &str) -> bool {
+    DEFINITION_ASKS.iter().any(|w| question.contains(w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recognises_questions_about_what_a_term_covers() {
+        assert!(asks_definition(
+            "건강기능식품법에서 '기능성'은 무슨 뜻인가요?"
+        ));
+        assert!(asks_definition(
+            "의약품에 해당하는 제품도 화장품으로 볼 수 있나요?"
+        ));
+        assert!(asks_definition("포장된 물수건도 위생용품 관리 대상인가요?"));
+        assert!(!asks_definition("건강진단은 언제까지 다시 받아야 하나요?"));
+        assert!(!asks_definition(
+            "안전상비의약품은 몇 개 품목까지 지정되나요?"
+        ));
+    }
 
     #[test]
     fn normalises_nfd_and_whitespace() {

@@ -143,6 +143,8 @@ pub struct RerankWeights {
     pub cosine_floor: f32,
     /// Cosines at or above this count as 1.
     pub cosine_ceiling: f32,
+    /// Added for a passage that defines terms, when the question asks for a definition.
+    pub definition: f32,
 }
 
 impl RerankWeights {
@@ -152,6 +154,7 @@ impl RerankWeights {
             coverage: config.coverage_weight,
             cosine_floor: config.cosine_floor,
             cosine_ceiling: config.cosine_ceiling,
+            definition: config.definition_weight,
         }
     }
 
@@ -192,6 +195,7 @@ pub fn retrieve(
         filter: filter.clone(),
     };
     let found: Vec<Candidate> = index.candidates(&request, Some(&vector))?;
+    let asks_definition = super::question::asks_definition(question);
     let mut scored = Vec::with_capacity(found.len());
     for c in found {
         // A sentence that only points elsewhere ("…은 총리령으로 정한다") or a list item that
@@ -206,7 +210,11 @@ pub fn retrieve(
             .into_iter()
             .collect();
         let coverage = terms.coverage(&present);
-        let relevance = weights.relevance(coverage, c.cosine);
+        let mut relevance = weights.relevance(coverage, c.cosine);
+        // "…도 화장품으로 볼 수 있나요?" is answered where the law says what 화장품 is
+        if asks_definition && super::text::is_definition(&c.hit.title, &c.hit.text) {
+            relevance = (relevance + weights.definition).min(1.0);
+        }
         scored.push(Scored {
             hit: c.hit,
             coverage,
@@ -309,6 +317,7 @@ mod tests {
             coverage: 0.5,
             cosine_floor: 0.75,
             cosine_ceiling: 0.95,
+            definition: 0.1,
         };
         assert!((w.relevance(1.0, Some(0.95)) - 1.0).abs() < 1e-6);
         assert!((w.relevance(1.0, None) - 0.5).abs() < 1e-6);

@@ -25,6 +25,16 @@ pub fn is_pointer(sentence: &str) -> bool {
             || s.ends_with("에 따른다"))
 }
 
+/// Whether a passage defines terms: a definitions article (its title names 정의, as in
+/// "화장품법 제2조(정의)" or "(용어의 정의)") or a sentence of the form "“화장품”이란 …을 말한다".
+pub fn is_definition(title: &str, text: &str) -> bool {
+    title.contains("정의)")
+        || sentences(text).iter().any(|s| {
+            let s = without_notes(s).trim_end_matches('.');
+            (s.ends_with("말한다") || s.ends_with("말합니다")) && s.contains("란 ")
+        })
+}
+
 /// Whether a sentence only introduces the list that follows it ("다음 각 호와 같다",
 /// "다음과 같다", or their polite forms, before any amendment notes): on its own it answers
 /// nothing.
@@ -254,6 +264,22 @@ mod tests {
         ] {
             assert!(!is_pointer(stated), "{stated}");
         }
+    }
+
+    #[test]
+    fn definitions_are_told_by_their_title_or_their_wording() {
+        assert!(is_definition(
+            "화장품법 제2조(정의)",
+            "이 법에서 사용하는 용어의 뜻은 다음과 같다."
+        ));
+        assert!(is_definition(
+            "건강기능식품에 관한 법률 제3조",
+            "2. \"기능성\"이란 인체의 구조 및 기능에 대하여 … 효과를 얻는 것을 말한다. <개정 2018.3.13>"
+        ));
+        assert!(!is_definition(
+            "식품위생법 제45조(위해식품등의 회수)",
+            "영업자는 지체 없이 회수하거나 회수하는 데에 필요한 조치를 하여야 한다."
+        ));
     }
 
     #[test]
