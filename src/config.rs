@@ -191,8 +191,9 @@ pub struct AnswerConfig {
     /// e5 cosines mapped to 0..1 between these two values.
     pub cosine_floor: f32,
     pub cosine_ceiling: f32,
-    /// Added to the relevance of a passage that defines terms (a 정의 article, "…"이란 …
-    /// 말한다) when the question asks what something is or whether it counts as something.
+    /// When the question asks what a term means or whether something counts as it, added
+    /// to the relevance of a passage that defines a term the question names ("“화장품”이란
+    /// …을 말한다"; the answer then quotes that definition).
     pub definition_weight: f32,
     /// Refuse when the best passage's relevance is below this.
     pub min_relevance: f32,

@@ -4,7 +4,8 @@
 //! sentence, "다만, …") are quoted together, so an answer never states a rule without its
 //! exception, or an exception without its rule; a sentence that only introduces a list
 //! ("…은 다음 각 호와 같다.") is quoted with the list item that covers the question best, and
-//! an item that only names a matter ("…에 관한 사항") is quoted only that way.
+//! an item that only names a matter ("…에 관한 사항") is quoted only that way. A question
+//! about what a term means is answered by the term's definition when one is packed.
 
 use super::guard::is_instruction;
 use super::retrieve::{QuestionTerms, Scored};
@@ -52,6 +53,14 @@ pub fn best_sentences(
             candidates.push((score, i + 1, j));
         }
         coverage.push(covered);
+    }
+    // A question about what a term means is answered by the term's definition, when one is
+    // packed, not by its neighbours in the law's list of definitions.
+    if let Some(asked) = &terms.asked {
+        let defines = |&(_, n, j): &(f32, usize, usize)| asked.defined_in(&passages[n - 1][j]);
+        if candidates.iter().any(defines) {
+            candidates.retain(defines);
+        }
     }
     // Stable sort: among equals, the better passage and the earlier sentence win.
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -157,6 +166,9 @@ mod tests {
         assert!(!is_list_intro("영업자는 6시간의 교육을 받아야 한다."));
         assert!(is_list_intro(
             "허가를 받아야 하는 영업은 다음 각 호와 같다. <개정 2013.3.23, 2016.7.26>"
+        ));
+        assert!(is_list_intro(
+            "1. \"위생용품\"이란 … 다음 각 목의 어느 하나에 해당하는 것을 말한다."
         ));
     }
 }

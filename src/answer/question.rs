@@ -2,6 +2,7 @@
 //! standalone from the conversation, and detection of questions about one's own medical case
 //! and of questions that a law's definitions answer.
 
+use super::text::{compact, defined_term};
 use unicode_normalization::UnicodeNormalization;
 
 /// Longest question accepted, in characters (longer input is a paste, not a question).
@@ -133,28 +134,84 @@ const DEFINITION_ASKS: [&str; 14] = [
     "대상이 되나요",
 ];
 
-/// Whether `question` asks what a term means or whether something falls under it.
-pub fn asks_definition(question: &str) -> bool {
-    DEFINITION_ASKS.iter().any(|w| question.contains(w))
+/// What a question that asks for a definition asks about, to tell the definition that
+/// answers it from its neighbours in a law's list of definitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskedTerms {
+    /// Terms the question quotes ('기능성'), compacted ([`compact`]).
+    quoted: Vec<String>,
+    /// The whole question, compacted.
+    compact: String,
 }
+
+impl AskedTerms {
+    /// The terms `question` asks about, when it asks what a term means or whether something
+    /// counts as it (뜻, 정의, "…으로 볼 수 있나요", "…대상인가요"); else `None`.
+    pub fn of(question: &str) -> Option<AskedTerms> {
+        if !DEFINITION_ASKS.iter().any(|w| question.contains(w)) {
+            return None;
+        }
+        let quoted = QUOTES
+            .iter()
+            .flat_map(|(open, close)| {
+                question.split(*open).skip(1).filter_map(move |rest| {
+                    rest.split_once(*close).map(|(inside, _)| compact(inside))
+                })
+            })
+            .filter(|t| !t.is_empty())
+            .collect();
+        Some(AskedTerms {
+            quoted,
+            compact: compact(question),
+        })
+    }
+
+    /// Whether the question asks about `term` (compacted): the term it quotes, when it
+    /// quotes one; else any term it names, except as the name of a law (건강기능식품법 names
+    /// a law, not 건강기능식품).
+    pub fn names(&self, term: &str) -> bool {
+        if !self.quoted.is_empty() {
+            return self.quoted.iter().any(|q| q == term);
+        }
+        self.compact
+            .match_indices(term)
+            .any(|(at, _)| !self.compact[at + term.len()..].starts_with('법'))
+    }
+
+    /// Whether `sentence` defines a term the question asks about.
+    pub fn defined_in(&self, sentence: &str) -> bool {
+        defined_term(sentence).is_some_and(|t| self.names(&t))
+    }
+}
+
+/// Quotation marks a question may put around the term it asks about.
+const QUOTES: [(char, char); 5] = [
+    ('\'', '\''),
+    ('"', '"'),
+    ('‘', '’'),
+    ('“', '”'),
+    ('「', '」'),
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn recognises_questions_about_what_a_term_covers() {
-        assert!(asks_definition(
-            "건강기능식품법에서 '기능성'은 무슨 뜻인가요?"
-        ));
-        assert!(asks_definition(
-            "의약품에 해당하는 제품도 화장품으로 볼 수 있나요?"
-        ));
-        assert!(asks_definition("포장된 물수건도 위생용품 관리 대상인가요?"));
-        assert!(!asks_definition("건강진단은 언제까지 다시 받아야 하나요?"));
-        assert!(!asks_definition(
-            "안전상비의약품은 몇 개 품목까지 지정되나요?"
-        ));
+    fn questions_about_what_a_term_covers_name_the_term() {
+        let quoted = AskedTerms::of("건강기능식품법에서 '기능성'은 무슨 뜻인가요?").unwrap();
+        assert!(quoted.defined_in("2. \"기능성\"이란 … 효과를 얻는 것을 말한다."));
+        assert!(!quoted.defined_in("1. \"건강기능식품\"이란 … 식품을 말한다."));
+        let dotted = AskedTerms::of("'고열량·저영양 식품'의 법적 정의는 무엇인가요?").unwrap();
+        assert!(dotted.defined_in("5. \"고열량ㆍ저영양 식품\"이란 … 어린이 기호식품을 말한다."));
+        let named = AskedTerms::of("의약품에 해당하는 제품도 화장품으로 볼 수 있나요?").unwrap();
+        assert!(named.defined_in("1. \"화장품\"이란 … 물품을 말한다."));
+        assert!(!named.defined_in("2. \"기능성화장품\"이란 … 화장품을 말한다."));
+        let law = AskedTerms::of("건강기능식품법의 정의 조항을 알려주세요").unwrap();
+        assert!(!law.defined_in("1. \"건강기능식품\"이란 … 식품을 말한다."));
+        assert!(AskedTerms::of("포장된 물수건도 위생용품 관리 대상인가요?").is_some());
+        assert!(AskedTerms::of("건강진단은 언제까지 다시 받아야 하나요?").is_none());
+        assert!(AskedTerms::of("안전상비의약품은 몇 개 품목까지 지정되나요?").is_none());
     }
 
     #[test]

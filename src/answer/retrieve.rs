@@ -1,6 +1,7 @@
 //! Retrieval for answers: the hybrid search under the caller's access filter, a rerank of its
 //! candidates by question-term coverage and dense similarity, and packing into a token budget.
 
+use super::question::AskedTerms;
 use crate::config::SearchMode;
 use crate::error::Result;
 use crate::filter::SearchFilter;
@@ -26,6 +27,8 @@ pub struct Scored {
 #[derive(Debug, Clone)]
 pub struct QuestionTerms {
     pub terms: Vec<String>,
+    /// What the question asks the definition of, when it asks for one.
+    pub asked: Option<AskedTerms>,
     pub idf: Vec<f32>,
     /// Per term, statutory phrasings (each a set of analysed terms) that count as the term
     /// being present (see [`super::thesaurus`]).
@@ -104,6 +107,7 @@ impl QuestionTerms {
         }
         Ok(QuestionTerms {
             terms,
+            asked: AskedTerms::of(question),
             idf,
             alternatives,
             unknown,
@@ -143,7 +147,8 @@ pub struct RerankWeights {
     pub cosine_floor: f32,
     /// Cosines at or above this count as 1.
     pub cosine_ceiling: f32,
-    /// Added for a passage that defines terms, when the question asks for a definition.
+    /// Added for a passage that defines a term the question names, when the question asks
+    /// what it means or whether something counts as it.
     pub definition: f32,
 }
 
@@ -195,7 +200,6 @@ pub fn retrieve(
         filter: filter.clone(),
     };
     let found: Vec<Candidate> = index.candidates(&request, Some(&vector))?;
-    let asks_definition = super::question::asks_definition(question);
     let mut scored = Vec::with_capacity(found.len());
     for c in found {
         // A sentence that only points elsewhere ("…은 총리령으로 정한다") or a list item that
@@ -212,8 +216,10 @@ pub fn retrieve(
         let coverage = terms.coverage(&present);
         let mut relevance = weights.relevance(coverage, c.cosine);
         // "…도 화장품으로 볼 수 있나요?" is answered where the law says what 화장품 is
-        if asks_definition && super::text::is_definition(&c.hit.title, &c.hit.text) {
-            relevance = (relevance + weights.definition).min(1.0);
+        if let Some(asked) = &terms.asked {
+            if stated.iter().any(|s| asked.defined_in(s)) {
+                relevance = (relevance + weights.definition).min(1.0);
+            }
         }
         scored.push(Scored {
             hit: c.hit,
@@ -297,6 +303,7 @@ mod tests {
     #[test]
     fn coverage_weights_rare_terms() {
         let terms = QuestionTerms {
+            asked: None,
             terms: vec!["배추김치".into(), "기준".into()],
             idf: vec![8.0, 1.0],
             alternatives: vec![vec![vec!["김치".into(), "배추".into()]], vec![]],

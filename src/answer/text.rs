@@ -25,25 +25,48 @@ pub fn is_pointer(sentence: &str) -> bool {
             || s.ends_with("에 따른다"))
 }
 
-/// Whether a passage defines terms: a definitions article (its title names 정의, as in
-/// "화장품법 제2조(정의)" or "(용어의 정의)") or a sentence of the form "“화장품”이란 …을 말한다".
-pub fn is_definition(title: &str, text: &str) -> bool {
-    title.contains("정의)")
-        || sentences(text).iter().any(|s| {
-            let s = without_notes(s).trim_end_matches('.');
-            (s.ends_with("말한다") || s.ends_with("말합니다")) && s.contains("란 ")
-        })
+/// `text` reduced for comparing names: no whitespace, quotes or middle dots, so that
+/// '고열량·저영양 식품' names "고열량ㆍ저영양 식품".
+pub fn compact(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_whitespace() && !NAME_MARKS.contains(*c))
+        .collect()
+}
+
+/// Quotes and middle dots, which names are written with or without.
+const NAME_MARKS: &str = "\"'“”‘’「」『』·ㆍ・‧";
+
+/// The term a sentence defines, compacted: 화장품 for `1. "화장품"이란 …을 말한다.`
+pub fn defined_term(sentence: &str) -> Option<String> {
+    let s = without_notes(sentence).trim().trim_end_matches('.');
+    if !(s.ends_with("말한다") || s.ends_with("말합니다")) {
+        return None;
+    }
+    let at = s.find("란 ")?;
+    let head = s[..at].strip_suffix('이').unwrap_or(&s[..at]);
+    let head = head
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
+        .trim_start_matches(|c: char| ('①'..='⑳').contains(&c));
+    let head = match head.char_indices().nth(1) {
+        // 가. 나. … items
+        Some((i, '.')) if ITEM_LETTERS.contains(&head[..i]) => &head[i + 1..],
+        _ => head,
+    };
+    let term = compact(head);
+    (!term.is_empty() && term.chars().count() <= 30).then_some(term)
 }
 
 /// Whether a sentence only introduces the list that follows it ("다음 각 호와 같다",
-/// "다음과 같다", or their polite forms, before any amendment notes): on its own it answers
-/// nothing.
+/// "다음과 같다", or their polite forms, before any amendment notes; or a definition by the
+/// list, "…다음 각 목의 어느 하나에 해당하는 것을 말한다"): on its own it answers nothing.
 pub fn is_list_intro(sentence: &str) -> bool {
     let s = without_notes(sentence);
     s.ends_with("다음 각 호와 같다")
         || s.ends_with("다음과 같다")
         || s.ends_with("다음 각 호와 같습니다")
         || s.ends_with("다음과 같습니다")
+        // a definition by its list: "…다음 각 목의 어느 하나에 해당하는 것을 말한다"
+        || (s.contains("다음 각 ") && s.ends_with("말한다"))
 }
 
 /// Whether a sentence is a list item that only names a matter ("4. 의료기기의 등급 분류 및
@@ -267,19 +290,20 @@ mod tests {
     }
 
     #[test]
-    fn definitions_are_told_by_their_title_or_their_wording() {
-        assert!(is_definition(
-            "화장품법 제2조(정의)",
-            "이 법에서 사용하는 용어의 뜻은 다음과 같다."
-        ));
-        assert!(is_definition(
-            "건강기능식품에 관한 법률 제3조",
-            "2. \"기능성\"이란 인체의 구조 및 기능에 대하여 … 효과를 얻는 것을 말한다. <개정 2018.3.13>"
-        ));
-        assert!(!is_definition(
-            "식품위생법 제45조(위해식품등의 회수)",
-            "영업자는 지체 없이 회수하거나 회수하는 데에 필요한 조치를 하여야 한다."
-        ));
+    fn definitions_name_their_term() {
+        assert_eq!(
+            defined_term("1. \"화장품\"이란 인체를 청결ㆍ미화하여 … 물품을 말한다."),
+            Some("화장품".into())
+        );
+        assert_eq!(
+            defined_term("2. “어린이 기호식품”이란 … 식품을 말한다. <개정 2018.3.13>"),
+            Some("어린이기호식품".into())
+        );
+        assert_eq!(
+            defined_term("가. 기능성원료란 … 원료를 말한다."),
+            Some("기능성원료".into())
+        );
+        assert_eq!(defined_term("영업자는 지체 없이 회수하여야 한다."), None);
     }
 
     #[test]
