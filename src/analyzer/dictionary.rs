@@ -284,6 +284,20 @@ impl KoreanDictionary {
         }
     }
 
+    /// Whether the system dictionary lists `surface` as a common noun (NNG).
+    pub fn is_common_noun(&self, surface: &str) -> bool {
+        let dictionary = &self.segmenter.dictionary;
+        dictionary
+            .prefix_dictionary
+            .find_surface_iter(surface)
+            .any(|entry| {
+                dictionary
+                    .word_details_iter(entry.word_id().id() as usize)
+                    .next()
+                    == Some("NNG")
+            })
+    }
+
     /// Segments `text` into morphemes (whitespace dropped), with byte ranges into `text`.
     pub fn segment(&self, text: &str) -> Result<Vec<Morpheme>> {
         let tokens = self

@@ -76,7 +76,7 @@ pub fn nouns(dictionary: &KoreanDictionary, text: &str) -> crate::Result<Vec<Vec
     let nfc = NfcText::new(text);
     let mut groups: Vec<Vec<String>> = Vec::new();
     let mut end = usize::MAX;
-    for m in dictionary.segment(nfc.as_str())? {
+    for m in morphemes(dictionary, nfc.as_str())? {
         if !NOUN_TAGS.contains(&m.first_tag()) || m.kind == "Inflect" {
             continue;
         }
@@ -88,6 +88,49 @@ pub fn nouns(dictionary: &KoreanDictionary, text: &str) -> crate::Result<Vec<Vec
         end = m.range.end;
     }
     Ok(groups)
+}
+
+/// First syllables of the 하다, 받다 and 되다 that make a verb of the noun before them
+/// (보고하여야, 보고해야, 보고한, 보고받은, 보고된): the surface, since mecab-ko's reading of
+/// them varies (보고하나요 ends in 하/VX read as 않).
+const VERBALISERS: [char; 15] = [
+    '하', '해', '했', '한', '할', '함', '합', '받', '되', '돼', '됐', '된', '될', '됨', '됩',
+];
+
+/// `text` segmented, with one systematic misreading of mecab-ko undone: after an object,
+/// 보고하여야 reads as 보/VV + 고/EC + 하, "see and do", instead of the noun 보고 (report) +
+/// 하다; a statute says 보고하여야 and 보고받은 far more often than it says "see". A verb
+/// stem, the ending 고 and a 하/받/되 written together make the noun when the dictionary has
+/// it (보고, 신고); with a space between (광고를 보고 샀다) nothing changes.
+fn morphemes(dictionary: &KoreanDictionary, text: &str) -> crate::Result<Vec<Morpheme>> {
+    let mut segmented = dictionary.segment(text)?;
+    let mut i = 0;
+    while i + 2 < segmented.len() {
+        let (stem, ending, next) = (&segmented[i], &segmented[i + 1], &segmented[i + 2]);
+        let noun = format!("{}{}", stem.surface, ending.surface);
+        if stem.pos == "VV"
+            && ending.surface == "고"
+            && ending.pos == "EC"
+            && stem.range.end == ending.range.start
+            && ending.range.end == next.range.start
+            && next.surface.starts_with(VERBALISERS)
+            && dictionary.is_common_noun(&noun)
+        {
+            let range = stem.range.start..ending.range.end;
+            segmented.splice(
+                i..i + 2,
+                [Morpheme {
+                    surface: noun,
+                    pos: "NNG".into(),
+                    kind: "*".into(),
+                    expression: "*".into(),
+                    range,
+                }],
+            );
+        }
+        i += 1;
+    }
+    Ok(segmented)
 }
 
 /// Tokens produced up front, streamed to tantivy.
@@ -160,7 +203,7 @@ fn analyze(
         let next = numbers.partition_point(|n| n.span.end <= r.start);
         numbers.get(next).is_some_and(|n| n.span.start < r.end)
     };
-    for morpheme in dictionary.segment(text)? {
+    for morpheme in morphemes(dictionary, text)? {
         if !overlaps_number(&morpheme.range) {
             if let Some(unit) = morpheme_unit(&morpheme) {
                 units.push(unit);
@@ -370,6 +413,30 @@ mod tests {
 
     fn terms(text: &str) -> Vec<String> {
         tokens(text).into_iter().map(|t| t.text).collect()
+    }
+
+    #[test]
+    fn a_report_is_a_noun_even_after_an_object() {
+        // mecab-ko reads these as 보/VV + 고/EC: "see and do"
+        let report = terms("회수계획을 보고하여야 한다");
+        assert!(report.contains(&"보고".to_string()), "{report:?}");
+        assert!(!report.contains(&"보".to_string()), "{report:?}");
+        let received = terms("의약품등의 회수계획을 보고받으면");
+        assert!(received.contains(&"보고".to_string()), "{received:?}");
+        assert!(received.contains(&"받".to_string()), "{received:?}");
+        let asked = terms("부작용이 생기면 어디에 보고하나요?");
+        assert!(asked.contains(&"보고".to_string()), "{asked:?}");
+        // with a space, 보고 is still "having seen"
+        let seen = terms("광고를 보고 샀다");
+        assert!(seen.contains(&"보".to_string()), "{seen:?}");
+        assert!(!seen.contains(&"보고".to_string()), "{seen:?}");
+        // offsets cover the two syllables
+        let t = tokens("계획을 보고하여야");
+        let report = t.iter().find(|t| t.text == "보고").expect("보고");
+        assert_eq!(
+            &"계획을 보고하여야"[report.offset_from..report.offset_to],
+            "보고"
+        );
     }
 
     #[test]
