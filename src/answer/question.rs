@@ -140,48 +140,62 @@ const DEFINITION_ASKS: [&str; 14] = [
 pub struct AskedTerms {
     /// Terms the question quotes ('기능성'), compacted ([`compact`]).
     quoted: Vec<String>,
-    /// The whole question, compacted.
-    compact: String,
+    /// Every run of up to three consecutive words that name things, joined: 어린이기호식품
+    /// for "어린이 기호식품은", but not 식품 for "식품첨가물이란".
+    named: Vec<String>,
 }
+
+/// Longest run of consecutive nouns a defined term is matched against.
+const MAX_NAME_WORDS: usize = 3;
 
 impl AskedTerms {
     /// The terms `question` asks about, when it asks what a term means or whether something
-    /// counts as it (뜻, 정의, "…으로 볼 수 있나요", "…대상인가요"); else `None`.
-    pub fn of(question: &str) -> Option<AskedTerms> {
+    /// counts as it (뜻, 정의, "…으로 볼 수 있나요", "…대상인가요"); else `None`. `nouns` are
+    /// its words that name things, grouped as written together ([`crate::index::Index::nouns`]).
+    pub fn of(question: &str, nouns: &[Vec<String>]) -> Option<AskedTerms> {
         if !DEFINITION_ASKS.iter().any(|w| question.contains(w)) {
             return None;
         }
-        let quoted = QUOTES
-            .iter()
-            .flat_map(|(open, close)| {
-                question.split(*open).skip(1).filter_map(move |rest| {
-                    rest.split_once(*close).map(|(inside, _)| compact(inside))
-                })
-            })
-            .filter(|t| !t.is_empty())
+        let quoted = quoted_spans(question);
+        let words: Vec<String> = nouns.iter().map(|group| compact(&group.concat())).collect();
+        let named = (0..words.len())
+            .flat_map(|i| (i + 1..=(i + MAX_NAME_WORDS).min(words.len())).map(move |j| (i, j)))
+            .map(|(i, j)| words[i..j].concat())
             .collect();
-        Some(AskedTerms {
-            quoted,
-            compact: compact(question),
-        })
+        Some(AskedTerms { quoted, named })
     }
 
     /// Whether the question asks about `term` (compacted): the term it quotes, when it
-    /// quotes one; else any term it names, except as the name of a law (건강기능식품법 names
-    /// a law, not 건강기능식품).
+    /// quotes one; else a word or run of words it names (건강기능식품법 names a law, not
+    /// 건강기능식품).
     pub fn names(&self, term: &str) -> bool {
-        if !self.quoted.is_empty() {
-            return self.quoted.iter().any(|q| q == term);
+        if self.quoted.is_empty() {
+            self.named.iter().any(|n| n == term)
+        } else {
+            self.quoted.iter().any(|q| q == term)
         }
-        self.compact
-            .match_indices(term)
-            .any(|(at, _)| !self.compact[at + term.len()..].starts_with('법'))
     }
 
     /// Whether `sentence` defines a term the question asks about.
     pub fn defined_in(&self, sentence: &str) -> bool {
         defined_term(sentence).is_some_and(|t| self.names(&t))
     }
+}
+
+/// What `text` puts in quotation marks, each compacted.
+fn quoted_spans(text: &str) -> Vec<String> {
+    let mut spans = Vec::new();
+    for (open, close) in QUOTES {
+        let mut rest = text;
+        while let Some(at) = rest.find(open) {
+            let after = &rest[at + open.len_utf8()..];
+            let Some(end) = after.find(close) else { break };
+            spans.push(compact(&after[..end]));
+            rest = &after[end + close.len_utf8()..];
+        }
+    }
+    spans.retain(|s| !s.is_empty());
+    spans
 }
 
 /// Quotation marks a question may put around the term it asks about.
@@ -197,21 +211,51 @@ const QUOTES: [(char, char); 5] = [
 mod tests {
     use super::*;
 
+    fn asked(question: &str, nouns: &[&[&str]]) -> Option<AskedTerms> {
+        let nouns: Vec<Vec<String>> = nouns
+            .iter()
+            .map(|g| g.iter().map(|n| n.to_string()).collect())
+            .collect();
+        AskedTerms::of(question, &nouns)
+    }
+
     #[test]
     fn questions_about_what_a_term_covers_name_the_term() {
-        let quoted = AskedTerms::of("건강기능식품법에서 '기능성'은 무슨 뜻인가요?").unwrap();
+        let quoted = asked(
+            "건강기능식품법에서 '기능성'은 무슨 뜻인가요?",
+            &[&["건강기능식품", "법"], &["기능", "성"], &["뜻"]],
+        )
+        .unwrap();
         assert!(quoted.defined_in("2. \"기능성\"이란 … 효과를 얻는 것을 말한다."));
         assert!(!quoted.defined_in("1. \"건강기능식품\"이란 … 식품을 말한다."));
-        let dotted = AskedTerms::of("'고열량·저영양 식품'의 법적 정의는 무엇인가요?").unwrap();
+        let dotted = asked("'고열량·저영양 식품'의 법적 정의는 무엇인가요?", &[]).unwrap();
         assert!(dotted.defined_in("5. \"고열량ㆍ저영양 식품\"이란 … 어린이 기호식품을 말한다."));
-        let named = AskedTerms::of("의약품에 해당하는 제품도 화장품으로 볼 수 있나요?").unwrap();
+        let named = asked(
+            "의약품에 해당하는 제품도 화장품으로 볼 수 있나요?",
+            &[&["의약품"], &["해당"], &["제품"], &["화장품"]],
+        )
+        .unwrap();
         assert!(named.defined_in("1. \"화장품\"이란 … 물품을 말한다."));
         assert!(!named.defined_in("2. \"기능성화장품\"이란 … 화장품을 말한다."));
-        let law = AskedTerms::of("건강기능식품법의 정의 조항을 알려주세요").unwrap();
+        let spaced = asked(
+            "어린이 기호식품은 무슨 뜻인가요?",
+            &[&["어린이"], &["기호식품"], &["뜻"]],
+        );
+        assert!(spaced
+            .unwrap()
+            .defined_in("2. \"어린이 기호식품\"이란 … 식품을 말한다."));
+        let longer = asked("식품첨가물이란 무엇인가요?", &[&["식품첨가물"]]).unwrap();
+        assert!(longer.defined_in("2. \"식품첨가물\"이란 … 물질을 말한다."));
+        assert!(!longer.defined_in("1. \"식품\"이란 … 음식물을 말한다."));
+        let law = asked(
+            "건강기능식품법의 정의 조항을 알려주세요",
+            &[&["건강기능식품", "법"], &["정의"], &["조항"]],
+        )
+        .unwrap();
         assert!(!law.defined_in("1. \"건강기능식품\"이란 … 식품을 말한다."));
-        assert!(AskedTerms::of("포장된 물수건도 위생용품 관리 대상인가요?").is_some());
-        assert!(AskedTerms::of("건강진단은 언제까지 다시 받아야 하나요?").is_none());
-        assert!(AskedTerms::of("안전상비의약품은 몇 개 품목까지 지정되나요?").is_none());
+        assert!(asked("포장된 물수건도 위생용품 관리 대상인가요?", &[]).is_some());
+        assert!(asked("건강진단은 언제까지 다시 받아야 하나요?", &[]).is_none());
+        assert!(asked("안전상비의약품은 몇 개 품목까지 지정되나요?", &[]).is_none());
     }
 
     #[test]

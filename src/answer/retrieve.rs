@@ -79,9 +79,10 @@ impl QuestionTerms {
                 .iter()
                 .any(|e| e.word.contains(word) || word.contains(e.word.as_str()))
         };
-        for group in index.nouns(question)? {
+        let nouns = index.nouns(question)?;
+        for group in &nouns {
             let mut missing = Vec::new();
-            for noun in &group {
+            for noun in group {
                 // one syllable is too ambiguous to judge (약, 물, 암)
                 if noun.chars().count() < 2
                     || QUESTION_NOUNS.contains(&noun.as_str())
@@ -107,7 +108,7 @@ impl QuestionTerms {
         }
         Ok(QuestionTerms {
             terms,
-            asked: AskedTerms::of(question),
+            asked: AskedTerms::of(question, &nouns),
             idf,
             alternatives,
             unknown,
