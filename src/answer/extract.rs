@@ -3,13 +3,18 @@
 //! "…은 대통령령으로 정한다", are never quoted). A statute's rule and its proviso (the next
 //! sentence, "다만, …") are quoted together, so an answer never states a rule without its
 //! exception, or an exception without its rule; a sentence that only introduces a list
-//! ("…은 다음 각 호와 같다.") is quoted with the list item that covers the question best, and
-//! an item that only names a matter ("…에 관한 사항") is quoted only that way. A question
-//! about what a term means is answered by the term's definition when one is packed.
+//! ("…은 다음 각 호와 같다.") is quoted with the list item that covers the question best, an
+//! item (but a definition) with the sentence that introduces its list ("누구든지 다음 각 호의
+//! … 판매하여서는 아니 된다"), and an item that only names a matter ("…에 관한 사항") only
+//! after its introduction. A question about what a term means is answered by the term's
+//! definition when one is packed.
 
 use super::guard::is_instruction;
 use super::retrieve::{QuestionTerms, Scored};
-use super::text::{is_list_intro, is_pointer, is_topic_only, sentences, CitedSentence};
+use super::text::{
+    defined_term, is_list_intro, is_pointer, is_proviso, is_topic_only, list_intro_of, sentences,
+    CitedSentence,
+};
 use crate::config::AnswerConfig;
 use crate::error::Result;
 use crate::index::Index;
@@ -79,6 +84,11 @@ pub fn best_sentences(
         }
         quotes += 1;
         let mut quoted = with_proviso(list, j);
+        // a definition says all it means itself; any other item needs its list's introduction
+        let intro = list_intro_of(list, j).filter(|k| !quoted.contains(k));
+        if let Some(intro) = intro.filter(|_| defined_term(&list[j]).is_none()) {
+            quoted.insert(0, intro);
+        }
         if is_list_intro(&list[j]) {
             // the item after the introduction that covers the question best, if any does
             let item = (j + 1..list.len())
@@ -96,11 +106,6 @@ pub fn best_sentences(
         }
     }
     Ok(chosen)
-}
-
-/// Whether a sentence is a statute's proviso, which qualifies the sentence before it.
-fn is_proviso(sentence: &str) -> bool {
-    sentence.trim_start().starts_with("다만")
 }
 
 /// Sentence `j` of `list` with the rule it qualifies (when it is a proviso) or the proviso

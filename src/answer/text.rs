@@ -78,6 +78,31 @@ pub fn is_topic_only(sentence: &str) -> bool {
 }
 
 /// Whether a sentence starts with a statute's item number: "4. ", "4의2. ", "다. ".
+/// Whether a sentence is a statute's proviso, which qualifies the sentence before it.
+pub fn is_proviso(sentence: &str) -> bool {
+    sentence.trim_start().starts_with("다만")
+}
+
+/// The sentence that introduces the list sentence `j` is an item of: the nearest one before
+/// it, past the list's other items, provisos, second sentences ("이 경우 …") and amendment
+/// notes, when that one refers to a list ("…은 다음 각 호와 같다", "다음 각 호의 어느 하나에
+/// 해당하는 자는 …에게 보고하여야 한다"). An item read without it does not say what the list
+/// is of.
+pub fn list_intro_of(sentences: &[String], j: usize) -> Option<usize> {
+    if !sentences.get(j).is_some_and(|s| is_list_item(s)) {
+        return None;
+    }
+    let k = (0..j).rev().find(|&k| {
+        let s = &sentences[k];
+        !(is_list_item(s)
+            || is_proviso(s)
+            || s.trim_start().starts_with("이 경우")
+            || without_notes(s).is_empty())
+    })?;
+    (is_list_intro(&sentences[k]) || sentences[k].contains("다음 각 ")).then_some(k)
+}
+
+/// Whether a sentence is an item of a list: "4. …", "4의2. …", "가. …".
 fn is_list_item(sentence: &str) -> bool {
     let Some((head, rest)) = sentence.trim_start().split_once('.') else {
         return false;
@@ -287,6 +312,30 @@ mod tests {
         ] {
             assert!(!is_pointer(stated), "{stated}");
         }
+    }
+
+    #[test]
+    fn an_item_knows_its_introduction() {
+        let list: Vec<String> = [
+            "① 다음 각 호의 어느 하나에 해당하는 자는 지체 없이 관할 시장ㆍ군수ㆍ구청장에게 보고하여야 한다.",
+            "다만, 제2호의 경우에는 그러하지 아니하다.",
+            "이 경우 의사는 혈액을 보관하는 데에 필요한 조치를 하여야 한다.",
+            "<개정 2013.3.23>",
+            "1. 식중독 환자를 진단한 의사",
+            "2. 집단급식소의 설치ㆍ운영자",
+            "② 보고의 방법은 총리령으로 정한다.",
+            "3. 목록에 없는 항목",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(list_intro_of(&list, 4), Some(0));
+        assert_eq!(list_intro_of(&list, 5), Some(0));
+        assert_eq!(list_intro_of(&list, 0), None, "not an item");
+        assert_eq!(
+            list_intro_of(&list, 7),
+            None,
+            "after a sentence that is no introduction"
+        );
     }
 
     #[test]
