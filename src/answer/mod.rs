@@ -462,8 +462,10 @@ impl Answerer<'_> {
         // An unknown subject is what was searched for in vain; otherwise all the words were.
         let words = if reason == RefusalReason::UnknownSubject {
             terms.unknown.join(" ")
-        } else {
+        } else if terms.subjects.is_empty() {
             searched_words(&terms.terms)
+        } else {
+            terms.subjects.join(" ")
         };
         let searched = format!("{scope}에서 \"{words}\"");
         let listed: Vec<String> = closest

@@ -29,6 +29,10 @@ pub struct QuestionTerms {
     pub terms: Vec<String>,
     /// What the question asks the definition of, when it asks for one.
     pub asked: Option<AskedTerms>,
+    /// The question's words that name things, as written (nouns written together joined:
+    /// 식품공전, 전화번호), without the ones that ask (무엇, 어디): what a refusal says was
+    /// searched.
+    pub subjects: Vec<String>,
     pub idf: Vec<f32>,
     /// Per term, statutory phrasings (each a set of analysed terms) that count as the term
     /// being present (see [`super::thesaurus`]).
@@ -109,6 +113,7 @@ impl QuestionTerms {
         Ok(QuestionTerms {
             terms,
             asked: AskedTerms::of(question, &nouns),
+            subjects: subjects(&nouns),
             idf,
             alternatives,
             unknown,
@@ -137,6 +142,22 @@ impl QuestionTerms {
             .sum();
         found / total
     }
+}
+
+/// Each group of nouns written together as one word, once, unless it is a single syllable
+/// or asks rather than names.
+fn subjects(nouns: &[Vec<String>]) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for group in nouns {
+        let word = group.concat();
+        if word.chars().count() >= 2
+            && !QUESTION_NOUNS.contains(&word.as_str())
+            && !words.contains(&word)
+        {
+            words.push(word);
+        }
+    }
+    words
 }
 
 /// How relevance is computed from the two signals.
@@ -305,6 +326,7 @@ mod tests {
     fn coverage_weights_rare_terms() {
         let terms = QuestionTerms {
             asked: None,
+            subjects: Vec::new(),
             terms: vec!["배추김치".into(), "기준".into()],
             idf: vec![8.0, 1.0],
             alternatives: vec![vec![vec!["김치".into(), "배추".into()]], vec![]],
@@ -317,6 +339,22 @@ mod tests {
         // a statutory phrasing of a term counts as the term
         let phrased: HashSet<String> = ["배추".to_string(), "김치".to_string()].into();
         assert!((terms.coverage(&phrased) - 8.0 / 9.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn subjects_are_whole_words() {
+        let nouns: Vec<Vec<String>> = [
+            &["불량", "식품"][..],
+            &["신고"],
+            &["전화", "번호"],
+            &["몇"],
+            &["신고"],
+            &["무엇"],
+        ]
+        .iter()
+        .map(|g| g.iter().map(|n| n.to_string()).collect())
+        .collect();
+        assert_eq!(subjects(&nouns), ["불량식품", "신고", "전화번호"]);
     }
 
     #[test]
