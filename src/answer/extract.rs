@@ -1,19 +1,21 @@
 //! Extractive answers: the packed passages' sentences that cover the question best, quoted
-//! verbatim with their passage numbers (instruction-like sentences, and pointers such as
-//! "…은 대통령령으로 정한다", are never quoted). A statute's rule and its proviso (the next
-//! sentence, "다만, …") are quoted together, so an answer never states a rule without its
-//! exception, or an exception without its rule; a sentence that only introduces a list
-//! ("…은 다음 각 호와 같다.") is quoted with the list item that covers the question best, an
-//! item (but a definition) with the sentence that introduces its list ("누구든지 다음 각 호의
-//! … 판매하여서는 아니 된다"), and an item that only names a matter ("…에 관한 사항") only
-//! after its introduction. A question about what a term means is answered by the term's
+//! verbatim with their passage numbers (instruction-like sentences, article headings, and
+//! pointers such as "…은 대통령령으로 정한다", are never quoted). Within a passage, the
+//! question's words that its title already names (a letter's product, a law's name) do not
+//! tell its sentences apart. A statute's rule and its proviso (the next sentence, "다만, …")
+//! are quoted together, so an answer never states a rule without its exception, or an
+//! exception without its rule; a sentence that only introduces a list ("…은 다음 각 호와
+//! 같다.") is quoted with the list item that covers the question best, an item (but a
+//! definition) with the sentence that introduces its list ("누구든지 다음 각 호의 …
+//! 판매하여서는 아니 된다"), and an item that only names a matter ("…에 관한 사항") only after
+//! its introduction. A question about what a term means is answered by the term's
 //! definition when one is packed.
 
 use super::guard::is_instruction;
 use super::retrieve::{QuestionTerms, Scored};
 use super::text::{
-    defined_term, is_list_intro, is_pointer, is_proviso, is_topic_only, list_intro_of, sentences,
-    CitedSentence,
+    defined_term, is_article_heading, is_list_intro, is_pointer, is_proviso, is_topic_only,
+    list_intro_of, sentences, CitedSentence,
 };
 use crate::config::AnswerConfig;
 use crate::error::Result;
@@ -31,8 +33,12 @@ pub fn best_sentences(
     config: &AnswerConfig,
 ) -> Result<Vec<CitedSentence>> {
     // A pointer ("…은 총리령으로 정한다") tells the reader nothing they asked.
-    let quotable =
-        |t: &str| t.chars().count() >= MIN_SENTENCE_CHARS && !is_instruction(t) && !is_pointer(t);
+    let quotable = |t: &str| {
+        t.chars().count() >= MIN_SENTENCE_CHARS
+            && !is_instruction(t)
+            && !is_pointer(t)
+            && !is_article_heading(t)
+    };
     let passages: Vec<Vec<String>> = packed
         .iter()
         .take(config.quote_passages.max(1))
@@ -42,13 +48,15 @@ pub fn best_sentences(
     let mut candidates: Vec<(f32, usize, usize)> = Vec::new();
     let mut coverage: Vec<Vec<f32>> = Vec::with_capacity(passages.len());
     for (i, (s, list)) in packed.iter().zip(&passages).enumerate() {
+        let title: HashSet<String> = index.analyse(&s.hit.title)?.into_iter().collect();
         let mut covered = vec![0.0; list.len()];
         for (j, sentence) in list.iter().enumerate() {
             if !quotable(sentence) {
                 continue;
             }
             let present: HashSet<String> = index.analyse(sentence)?.into_iter().collect();
-            covered[j] = terms.coverage(&present);
+            // what the title already names tells this passage's sentences apart no more
+            covered[j] = terms.coverage_beyond(&present, &title);
             // "…에 관한 사항" is quoted only after its list's introduction
             if is_topic_only(sentence) {
                 continue;

@@ -122,15 +122,45 @@ impl QuestionTerms {
 
     /// IDF-weighted share of the question's terms among `present` (analysed terms of a text).
     pub fn coverage(&self, present: &HashSet<String>) -> f32 {
-        let total: f32 = self.idf.iter().sum();
-        if total <= 0.0 {
+        self.share(present, &HashSet::new())
+    }
+
+    /// The same share over only the terms that `known` lacks — for the sentences of one
+    /// passage, the terms of its title (a letter's product name, a law's name), which every
+    /// sentence of it shares and which tell none of them apart. All of them known: the plain
+    /// share.
+    pub fn coverage_beyond(&self, present: &HashSet<String>, known: &HashSet<String>) -> f32 {
+        let beyond = self.share(present, known);
+        if beyond.is_nan() {
+            self.coverage(present)
+        } else {
+            beyond
+        }
+    }
+
+    /// Share of the weight of the terms not in `skip` that `present` holds (NaN when no weight
+    /// is left; 0 for a question without terms).
+    fn share(&self, present: &HashSet<String>, skip: &HashSet<String>) -> f32 {
+        let counted = |t: &String| !skip.contains(t);
+        let total: f32 = self
+            .terms
+            .iter()
+            .zip(&self.idf)
+            .filter(|(t, _)| counted(t))
+            .map(|(_, w)| w)
+            .sum();
+        if self.terms.is_empty() || self.idf.iter().sum::<f32>() <= 0.0 {
             return 0.0;
+        }
+        if total <= 0.0 {
+            return f32::NAN;
         }
         let found: f32 = self
             .terms
             .iter()
             .zip(&self.idf)
             .enumerate()
+            .filter(|(_, (t, _))| counted(t))
             .filter(|(i, (t, _))| {
                 present.contains(*t)
                     || self.alternatives.get(*i).is_some_and(|alts| {

@@ -78,6 +78,25 @@ pub fn is_topic_only(sentence: &str) -> bool {
 }
 
 /// Whether a sentence starts with a statute's item number: "4. ", "4의2. ", "다. ".
+/// Whether a line is an article's heading ("제15조(영업의 등록 등)", "제44조의2(…)"): it
+/// names what the article is about and states nothing.
+pub fn is_article_heading(sentence: &str) -> bool {
+    let Some(rest) = without_notes(sentence).strip_prefix('제') else {
+        return false;
+    };
+    let digits = |t: &str| t.bytes().take_while(u8::is_ascii_digit).count();
+    let number = digits(rest);
+    let Some(rest) = rest[number..].strip_prefix('조') else {
+        return false;
+    };
+    // 제44조의2: an article inserted after 제44조
+    let rest = match rest.strip_prefix('의') {
+        Some(branch) if digits(branch) > 0 => &branch[digits(branch)..],
+        _ => rest,
+    };
+    number > 0 && (rest.is_empty() || (rest.starts_with('(') && rest.ends_with(')')))
+}
+
 /// Whether a sentence is a statute's proviso, which qualifies the sentence before it.
 pub fn is_proviso(sentence: &str) -> bool {
     sentence.trim_start().starts_with("다만")
@@ -311,6 +330,24 @@ mod tests {
             "식품의약품안전처장은 의료기기의 등급을 분류하여 지정하여야 한다.",
         ] {
             assert!(!is_pointer(stated), "{stated}");
+        }
+    }
+
+    #[test]
+    fn article_headings_are_told_from_sentences() {
+        for heading in [
+            "제15조(영업의 등록 등)",
+            "제44조의2(안전상비의약품 판매자의 등록)",
+            "제3조",
+        ] {
+            assert!(is_article_heading(heading), "{heading}");
+        }
+        for sentence in [
+            "제15조에 따라 등록한 자는 매년 교육을 받아야 한다.",
+            "제2조제12호에 따른 집단급식소는 1회 50명 이상에게 식사를 제공하는 급식소를 말한다.",
+            "식품의약품안전처장에게 등록하여야 한다.",
+        ] {
+            assert!(!is_article_heading(sentence), "{sentence}");
         }
     }
 
