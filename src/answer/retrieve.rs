@@ -122,7 +122,7 @@ impl QuestionTerms {
 
     /// IDF-weighted share of the question's terms among `present` (analysed terms of a text).
     pub fn coverage(&self, present: &HashSet<String>) -> f32 {
-        self.share(present, &HashSet::new())
+        self.share(present, &HashSet::new()).unwrap_or(0.0)
     }
 
     /// The same share over only the terms that `known` lacks — for the sentences of one
@@ -130,37 +130,25 @@ impl QuestionTerms {
     /// sentence of it shares and which tell none of them apart. All of them known: the plain
     /// share.
     pub fn coverage_beyond(&self, present: &HashSet<String>, known: &HashSet<String>) -> f32 {
-        let beyond = self.share(present, known);
-        if beyond.is_nan() {
-            self.coverage(present)
-        } else {
-            beyond
-        }
+        self.share(present, known)
+            .unwrap_or_else(|| self.coverage(present))
     }
 
-    /// Share of the weight of the terms not in `skip` that `present` holds (NaN when no weight
-    /// is left; 0 for a question without terms).
-    fn share(&self, present: &HashSet<String>, skip: &HashSet<String>) -> f32 {
-        let counted = |t: &String| !skip.contains(t);
-        let total: f32 = self
-            .terms
-            .iter()
-            .zip(&self.idf)
-            .filter(|(t, _)| counted(t))
-            .map(|(_, w)| w)
-            .sum();
-        if self.terms.is_empty() || self.idf.iter().sum::<f32>() <= 0.0 {
-            return 0.0;
-        }
+    /// Share of the weight of the terms not in `skip` that `present` holds; `None` when no
+    /// weight is left to share.
+    fn share(&self, present: &HashSet<String>, skip: &HashSet<String>) -> Option<f32> {
+        let weighed = || {
+            self.terms
+                .iter()
+                .zip(&self.idf)
+                .enumerate()
+                .filter(|(_, (t, _))| !skip.contains(*t))
+        };
+        let total: f32 = weighed().map(|(_, (_, w))| w).sum();
         if total <= 0.0 {
-            return f32::NAN;
+            return None;
         }
-        let found: f32 = self
-            .terms
-            .iter()
-            .zip(&self.idf)
-            .enumerate()
-            .filter(|(_, (t, _))| counted(t))
+        let found: f32 = weighed()
             .filter(|(i, (t, _))| {
                 present.contains(*t)
                     || self.alternatives.get(*i).is_some_and(|alts| {
@@ -170,7 +158,7 @@ impl QuestionTerms {
             })
             .map(|(_, (_, w))| w)
             .sum();
-        found / total
+        Some(found / total)
     }
 }
 
@@ -369,6 +357,12 @@ mod tests {
         // a statutory phrasing of a term counts as the term
         let phrased: HashSet<String> = ["배추".to_string(), "김치".to_string()].into();
         assert!((terms.coverage(&phrased) - 8.0 / 9.0).abs() < 1e-6);
+        // beyond a title that names 배추김치, only 기준 tells sentences apart
+        let title: HashSet<String> = ["배추김치".to_string()].into();
+        assert!((terms.coverage_beyond(&common, &title) - 1.0).abs() < 1e-6);
+        assert!(terms.coverage_beyond(&rare, &title).abs() < 1e-6);
+        let everything: HashSet<String> = ["배추김치".to_string(), "기준".to_string()].into();
+        assert!((terms.coverage_beyond(&rare, &everything) - 8.0 / 9.0).abs() < 1e-6);
     }
 
     #[test]
