@@ -107,15 +107,16 @@ fn morphemes(dictionary: &KoreanDictionary, text: &str) -> crate::Result<Vec<Mor
     let mut i = 0;
     while i + 2 < segmented.len() {
         let (stem, ending, next) = (&segmented[i], &segmented[i + 1], &segmented[i + 2]);
-        let noun = format!("{}{}", stem.surface, ending.surface);
+        let noun = || format!("{}{}", stem.surface, ending.surface);
         if stem.pos == "VV"
             && ending.surface == "고"
             && ending.pos == "EC"
             && stem.range.end == ending.range.start
             && ending.range.end == next.range.start
             && next.surface.starts_with(VERBALISERS)
-            && dictionary.is_common_noun(&noun)
+            && dictionary.is_common_noun(&noun())
         {
+            let noun = noun();
             let range = stem.range.start..ending.range.end;
             segmented.splice(
                 i..i + 2,

@@ -44,15 +44,8 @@ pub fn defined_term(sentence: &str) -> Option<String> {
     }
     let at = s.find("란 ")?;
     let head = s[..at].strip_suffix('이').unwrap_or(&s[..at]);
-    let head = head
-        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
-        .trim_start_matches(|c: char| ('①'..='⑳').contains(&c));
-    let head = match head.char_indices().nth(1) {
-        // 가. 나. … items
-        Some((i, '.')) if ITEM_LETTERS.contains(&head[..i]) => &head[i + 1..],
-        _ => head,
-    };
-    let term = compact(head);
+    let head = head.trim_start_matches(|c: char| ('①'..='⑳').contains(&c) || c.is_whitespace());
+    let term = compact(after_item_number(head).unwrap_or(head));
     (!term.is_empty() && term.chars().count() <= 30).then_some(term)
 }
 
@@ -77,7 +70,6 @@ pub fn is_topic_only(sentence: &str) -> bool {
     is_list_item(s) && s.ends_with("사항")
 }
 
-/// Whether a sentence starts with a statute's item number: "4. ", "4의2. ", "다. ".
 /// Whether a line is an article's heading ("제15조(영업의 등록 등)", "제44조의2(…)"): it
 /// names what the article is about and states nothing.
 pub fn is_article_heading(sentence: &str) -> bool {
@@ -121,11 +113,14 @@ pub fn list_intro_of(sentences: &[String], j: usize) -> Option<usize> {
     (is_list_intro(&sentences[k]) || sentences[k].contains("다음 각 ")).then_some(k)
 }
 
-/// Whether a sentence is an item of a list: "4. …", "4의2. …", "가. …".
+/// Whether a sentence starts with a statute's item number: "4. ", "4의2. ", "다. ".
 fn is_list_item(sentence: &str) -> bool {
-    let Some((head, rest)) = sentence.trim_start().split_once('.') else {
-        return false;
-    };
+    after_item_number(sentence).is_some()
+}
+
+/// What follows a statute's item number ("4. ", "4의2. ", "다. ") at the start of `sentence`.
+fn after_item_number(sentence: &str) -> Option<&str> {
+    let (head, rest) = sentence.trim_start().split_once('.')?;
     let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
     // "4의2": an item inserted after item 4
     let (main, inserted) = match head.split_once('의') {
@@ -133,7 +128,8 @@ fn is_list_item(sentence: &str) -> bool {
         None => (head, None),
     };
     let lettered = main.chars().count() == 1 && main.chars().all(|c| ITEM_LETTERS.contains(c));
-    (digits(main) || lettered) && inserted.is_none_or(digits) && rest.starts_with(' ')
+    ((digits(main) || lettered) && inserted.is_none_or(digits) && rest.starts_with(' '))
+        .then_some(rest)
 }
 
 /// The letters of a statute's sub-items (목), in order.
@@ -388,6 +384,14 @@ mod tests {
         assert_eq!(
             defined_term("가. 기능성원료란 … 원료를 말한다."),
             Some("기능성원료".into())
+        );
+        assert_eq!(
+            defined_term("1의2. \"맞춤형건강기능식품\"이란 … 조합한 것을 말한다."),
+            Some("맞춤형건강기능식품".into())
+        );
+        assert_eq!(
+            defined_term("② \"영업\"이란 … 업을 말한다."),
+            Some("영업".into())
         );
         assert_eq!(defined_term("영업자는 지체 없이 회수하여야 한다."), None);
     }
