@@ -195,6 +195,11 @@ pub struct AnswerConfig {
     /// to the relevance of a passage that defines a term the question names ("“화장품”이란
     /// …을 말한다"; the answer then quotes that definition).
     pub definition_weight: f32,
+    /// When the question asks who or where (누가, 어디에 보고, 어디서 허가), this times the
+    /// question coverage of a passage's best sentence that names a body in the asked role
+    /// ("…한국의약품안전관리원에 보고하시기 바람") is added to its relevance; the answer then
+    /// quotes such a sentence.
+    pub agent_weight: f32,
     /// Refuse when the best passage's relevance is below this.
     pub min_relevance: f32,
     /// Passages numbered [1]..[k] in the context.
@@ -228,6 +233,7 @@ impl Default for AnswerConfig {
             cosine_floor: 0.75,
             cosine_ceiling: 0.92,
             definition_weight: 0.1,
+            agent_weight: 0.1,
             min_relevance: 0.6,
             context_passages: 4,
             context_tokens: 1536,

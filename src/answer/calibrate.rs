@@ -74,6 +74,7 @@ fn calibrate_on_dev() {
                 cosine_floor: floor,
                 cosine_ceiling: 0.92,
                 definition: 0.0,
+                agent: 0.0,
             };
             let mut top1 = 0;
             let mut mrr = 0.0;

@@ -75,6 +75,20 @@ pub fn best_sentences(
             candidates.retain(defines);
         }
     }
+    // A who-or-where question is answered by a sentence naming a body in the asked role.
+    if let Some(agent) = terms.agent.filter(|_| config.agent_weight > 0.0) {
+        // a list item is read with its introduction ("다음 각 호의 … 자는 … 구청장에게
+        // 보고하여야 한다" + "1. … 의사")
+        let names = |&(_, n, j): &(f32, usize, usize)| {
+            let list = &passages[n - 1];
+            coverage[n - 1][j] > 0.0
+                && (agent.named_in(&list[j])
+                    || list_intro_of(list, j).is_some_and(|k| agent.named_in(&list[k])))
+        };
+        if candidates.iter().any(names) {
+            candidates.retain(names);
+        }
+    }
     // Stable sort: among equals, the better passage and the earlier sentence win.
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
     let Some(best) = candidates.first().map(|c| c.0) else {

@@ -182,6 +182,167 @@ impl AskedTerms {
     }
 }
 
+/// What a question that asks who or where wants: a body or office (식품의약품안전처장,
+/// 시장ㆍ군수ㆍ구청장, 한국의약품안전관리원), in the role the particle after its question word
+/// gives it. The passage that answers it names such a body in that role, in the sentence
+/// that also says what the question is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskedAgent {
+    /// 어디에, 어디로, 누구에게: the body something is reported, filed or sent to
+    /// ("…한국의약품안전관리원에 보고").
+    Recipient,
+    /// 어디서, 누구로부터: the body a permit or a document comes from ("…의 허가", or the
+    /// body a list gives for each case: "…유흥주점영업: 시장ㆍ군수ㆍ구청장").
+    Source,
+    /// 누가, 어느 기관이: the body that decides or designates ("식품의약품안전처장은 …
+    /// 고시하여야 한다").
+    Subject,
+    /// 어디인가요: a body in any role.
+    Any,
+}
+
+/// Question words that ask for a body.
+const AGENT_ASKS: [&str; 5] = ["어디", "누구", "누가", "어느 기관", "어떤 기관"];
+/// What follows a question word that asks no body: 어디까지 (how far), 누구나 (anyone).
+const NOT_AGENT_ASKS: [&str; 3] = ["까지", "나", "든지"];
+
+/// Endings of words that name a body or office of the state (…장관, …처장, 시ㆍ도지사,
+/// 허가관청, 검사기관, 한국의약품안전관리원, 보건소 …).
+const AGENCY_ENDINGS: [&str; 24] = [
+    "장관",
+    "처장",
+    "청장",
+    "도지사",
+    "시장",
+    "군수",
+    "구청장",
+    "원장",
+    "소장",
+    "관청",
+    "기관",
+    "관리원",
+    "소비자원",
+    "인증원",
+    "정보원",
+    "진흥원",
+    "평가원",
+    "안전처",
+    "식약처",
+    "보건소",
+    "위원회",
+    "협회",
+    "센터",
+    "자치단체",
+];
+
+/// The role each particle gives the word it ends, longest first within a role; a copula
+/// (…이다) leaves the word unmarked, as a list or a table does.
+const PARTICLE_ROLES: [(&str, Role); 25] = [
+    ("으로부터", Role::Source),
+    ("로부터", Role::Source),
+    ("에게서", Role::Source),
+    ("한테서", Role::Source),
+    ("에서", Role::Source),
+    ("의", Role::Source),
+    ("에게로", Role::Recipient),
+    ("에게", Role::Recipient),
+    ("한테", Role::Recipient),
+    ("으로", Role::Recipient),
+    ("께", Role::Recipient),
+    ("에", Role::Recipient),
+    ("로", Role::Recipient),
+    ("께서", Role::Subject),
+    ("은", Role::Subject),
+    ("는", Role::Subject),
+    ("이", Role::Subject),
+    ("가", Role::Subject),
+    ("입니다", Role::Unmarked),
+    ("이다", Role::Unmarked),
+    ("이며", Role::Unmarked),
+    ("이고", Role::Unmarked),
+    ("과", Role::Other),
+    ("와", Role::Other),
+    ("도", Role::Other),
+];
+
+/// The role of a body's name in a sentence, by its particle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Recipient,
+    Source,
+    Subject,
+    Unmarked,
+    Other,
+}
+
+impl AskedAgent {
+    /// The body `question` asks for, when it asks who or where; else `None`.
+    pub fn of(question: &str) -> Option<AskedAgent> {
+        let (at, ask) = AGENT_ASKS
+            .iter()
+            .filter_map(|a| question.find(a).map(|at| (at, *a)))
+            .min_by_key(|&(at, _)| at)?;
+        let after = &question[at + ask.len()..];
+        if NOT_AGENT_ASKS.iter().any(|p| after.starts_with(p)) {
+            return None;
+        }
+        if ask == "누가" {
+            return Some(AskedAgent::Subject);
+        }
+        // 어디서 is 어디에서 shortened
+        if after.starts_with('서') {
+            return Some(AskedAgent::Source);
+        }
+        Some(
+            match PARTICLE_ROLES
+                .iter()
+                .find(|(p, _)| after.starts_with(p))
+                .map(|&(_, role)| role)
+            {
+                Some(Role::Recipient) => AskedAgent::Recipient,
+                Some(Role::Source) => AskedAgent::Source,
+                Some(Role::Subject) => AskedAgent::Subject,
+                _ => AskedAgent::Any,
+            },
+        )
+    }
+
+    /// Whether `sentence` names a body in the role the question asks for: as a recipient
+    /// ("한국의약품안전관리원에 보고", "시장ㆍ군수ㆍ구청장에게 신고"), a source, or a subject
+    /// ("식품의약품안전처장은 … 고시하여야"). A body a list or a table gives without a
+    /// particle ("…유흥주점영업: 특별자치시장ㆍ…") answers a source or a subject.
+    pub fn named_in(self, sentence: &str) -> bool {
+        sentence.split_whitespace().any(|word| {
+            let word = word.trim_end_matches(|c: char| !c.is_alphanumeric());
+            agency_role(word).is_some_and(|role| match self {
+                AskedAgent::Recipient => role == Role::Recipient,
+                AskedAgent::Source => matches!(role, Role::Source | Role::Unmarked),
+                AskedAgent::Subject => matches!(role, Role::Subject | Role::Unmarked),
+                AskedAgent::Any => true,
+            })
+        })
+    }
+}
+
+/// For a word that names a body (its particle removed; of a list such as 시장ㆍ군수ㆍ구청장
+/// the last name), the role its particle gives it; `None` for any other word.
+fn agency_role(word: &str) -> Option<Role> {
+    PARTICLE_ROLES
+        .iter()
+        .find_map(|&(p, role)| {
+            word.strip_suffix(p)
+                .filter(|stem| is_agency(stem))
+                .map(|_| role)
+        })
+        .or_else(|| is_agency(word).then_some(Role::Unmarked))
+}
+
+/// Whether `name` (the last of a list joined by ㆍ or ·) ends like a body's name.
+fn is_agency(name: &str) -> bool {
+    let last = name.rsplit(['ㆍ', '·', '(', ')']).next().unwrap_or(name);
+    AGENCY_ENDINGS.iter().any(|e| last.ends_with(e))
+}
+
 /// What `text` puts in quotation marks, each compacted.
 fn quoted_spans(text: &str) -> Vec<String> {
     let mut spans = Vec::new();
@@ -256,6 +417,44 @@ mod tests {
         assert!(asked("포장된 물수건도 위생용품 관리 대상인가요?", &[]).is_some());
         assert!(asked("건강진단은 언제까지 다시 받아야 하나요?", &[]).is_none());
         assert!(asked("안전상비의약품은 몇 개 품목까지 지정되나요?", &[]).is_none());
+    }
+
+    #[test]
+    fn who_and_where_questions_ask_for_a_body_in_a_role() {
+        use AskedAgent::{Any, Recipient, Source, Subject};
+        let of = AskedAgent::of;
+        assert_eq!(of("부작용이 생기면 어디에 보고하나요?"), Some(Recipient));
+        assert_eq!(of("이물 신고는 누구에게 해야 하나요?"), Some(Recipient));
+        assert_eq!(of("단란주점은 어디서 허가를 받아야 하나요?"), Some(Source));
+        assert_eq!(of("사용할 수 없는 원료는 누가 정하나요?"), Some(Subject));
+        assert_eq!(of("담당 기관은 어디인가요?"), Some(Any));
+        assert_eq!(of("광고는 어디까지 허용되나요?"), None);
+        assert_eq!(of("누구나 살 수 있나요?"), None);
+        assert_eq!(of("건강진단은 언제 받아야 하나요?"), None);
+
+        let reported =
+            "조치대상 의약품으로 인해 발생하는 부작용은 한국의약품안전관리원에 보고하시기 바람";
+        assert!(Recipient.named_in(reported));
+        assert!(!Subject.named_in(reported));
+        assert!(Recipient.named_in("… 시ㆍ도지사 또는 시장ㆍ군수ㆍ구청장에게 보고하여야 한다."));
+        let decides = "식품의약품안전처장은 화장품의 제조 등에 사용할 수 없는 원료를 지정하여 고시하여야 한다.";
+        assert!(Subject.named_in(decides));
+        assert!(!Recipient.named_in(decides));
+        assert!(!Source.named_in(decides));
+        let listed = "2. 제21조제8호다목의 단란주점영업과 같은 호 라목의 유흥주점영업: 특별자치시장ㆍ특별자치도지사 또는 시장ㆍ군수ㆍ구청장";
+        assert!(Source.named_in(listed));
+        assert!(Any.named_in(listed));
+        // the office that checks a document is not the one a permit comes from
+        assert!(!Source.named_in(
+            "④ 신고서를 제출 받은 허가관청은 소방서장이 발급하는 완비증명서(단란주점영업만 해당한다)를 확인해야 한다."
+        ));
+        // the body that receives a plan is not the one a report goes to
+        assert!(!Recipient.named_in(
+            "① 식품의약품안전처장은 의약품등의 회수계획을 보고받으면 수입자에게 회수계획을 공표하도록 명할 수 있다."
+        ));
+        assert!(
+            !Any.named_in("3. 액화석유가스 사용시설완성검사증명서(단란주점영업을 하려는 자 중 …)")
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Retrieval for answers: the hybrid search under the caller's access filter, a rerank of its
 //! candidates by question-term coverage and dense similarity, and packing into a token budget.
 
-use super::question::AskedTerms;
+use super::question::{AskedAgent, AskedTerms};
 use crate::config::SearchMode;
 use crate::error::Result;
 use crate::filter::SearchFilter;
@@ -18,7 +18,9 @@ pub struct Scored {
     pub cosine: Option<f32>,
     /// BM25 score, when the lexical side ranked it.
     pub bm25: Option<f32>,
-    /// What the rerank orders by, in 0..=1.
+    /// What the rerank orders by: coverage and similarity mixed (0..=1), plus what a
+    /// definition or a named body that the question asks for adds (unbounded, so that
+    /// passages near the top stay apart).
     pub relevance: f32,
 }
 
@@ -29,6 +31,8 @@ pub struct QuestionTerms {
     pub terms: Vec<String>,
     /// What the question asks the definition of, when it asks for one.
     pub asked: Option<AskedTerms>,
+    /// The body a who-or-where question asks for, in its role.
+    pub agent: Option<AskedAgent>,
     /// The question's words that name things, as written (nouns written together joined:
     /// 식품공전, 전화번호), without the ones that ask (무엇, 어디): what a refusal says was
     /// searched.
@@ -113,6 +117,7 @@ impl QuestionTerms {
         Ok(QuestionTerms {
             terms,
             asked: AskedTerms::of(question, &nouns),
+            agent: AskedAgent::of(question),
             subjects: subjects(&nouns),
             idf,
             alternatives,
@@ -190,6 +195,9 @@ pub struct RerankWeights {
     /// Added for a passage that defines a term the question names, when the question asks
     /// what it means or whether something counts as it.
     pub definition: f32,
+    /// Times the question coverage of the passage's best sentence that names the body a
+    /// who-or-where question asks for, added to relevance.
+    pub agent: f32,
 }
 
 impl RerankWeights {
@@ -200,6 +208,7 @@ impl RerankWeights {
             cosine_floor: config.cosine_floor,
             cosine_ceiling: config.cosine_ceiling,
             definition: config.definition_weight,
+            agent: config.agent_weight,
         }
     }
 
@@ -258,8 +267,22 @@ pub fn retrieve(
         // "…도 화장품으로 볼 수 있나요?" is answered where the law says what 화장품 is
         if let Some(asked) = &terms.asked {
             if stated.iter().any(|s| asked.defined_in(s)) {
-                relevance = (relevance + weights.definition).min(1.0);
+                relevance += weights.definition;
             }
+        }
+        // "…어디에 보고하나요?" is answered where a body is named, as the one reported to,
+        // beside what is reported
+        if let Some(agent) = terms.agent.filter(|_| weights.agent > 0.0) {
+            let mut best: f32 = 0.0;
+            for s in stated.iter().filter(|s| agent.named_in(s)) {
+                // the sentence read under its title, as the passage's coverage is
+                let present: HashSet<String> = index
+                    .analyse(&format!("{}\n{s}", c.hit.title))?
+                    .into_iter()
+                    .collect();
+                best = best.max(terms.coverage(&present));
+            }
+            relevance += weights.agent * best;
         }
         scored.push(Scored {
             hit: c.hit,
@@ -344,6 +367,7 @@ mod tests {
     fn coverage_weights_rare_terms() {
         let terms = QuestionTerms {
             asked: None,
+            agent: None,
             subjects: Vec::new(),
             terms: vec!["배추김치".into(), "기준".into()],
             idf: vec![8.0, 1.0],
@@ -388,6 +412,7 @@ mod tests {
             cosine_floor: 0.75,
             cosine_ceiling: 0.95,
             definition: 0.1,
+            agent: 0.1,
         };
         assert!((w.relevance(1.0, Some(0.95)) - 1.0).abs() < 1e-6);
         assert!((w.relevance(1.0, None) - 0.5).abs() < 1e-6);
