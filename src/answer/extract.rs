@@ -1,6 +1,6 @@
 //! Extractive answers: the packed passages' sentences that cover the question best, quoted
-//! verbatim with their passage numbers (instruction-like sentences, article headings, and
-//! pointers such as "…은 대통령령으로 정한다", are never quoted). Within a passage, the
+//! verbatim with their passage numbers (instruction-like sentences, article headings,
+//! amendment notes, deleted items, and pointers such as "…은 대통령령으로 정한다", are never quoted). Within a passage, the
 //! question's words that its title already names (a letter's product, a law's name) do not
 //! tell its sentences apart. A statute's rule and its proviso (the next sentence, "다만, …")
 //! are quoted together, so an answer never states a rule without its exception, or an
@@ -15,7 +15,7 @@ use super::guard::is_instruction;
 use super::retrieve::{QuestionTerms, Scored};
 use super::text::{
     defined_term, is_article_heading, is_list_intro, is_pointer, is_proviso, is_topic_only,
-    list_intro_of, sentences, CitedSentence,
+    is_void, list_intro_of, sentences, CitedSentence,
 };
 use crate::config::AnswerConfig;
 use crate::error::Result;
@@ -38,6 +38,7 @@ pub fn best_sentences(
             && !is_instruction(t)
             && !is_pointer(t)
             && !is_article_heading(t)
+            && !is_void(t)
     };
     let passages: Vec<Vec<String>> = packed
         .iter()
@@ -101,7 +102,8 @@ pub fn best_sentences(
             break;
         }
         let list = &passages[n - 1];
-        if chosen.iter().any(|c| c.text == list[j]) {
+        // a further quote must say something the question asks about
+        if chosen.iter().any(|c| c.text == list[j]) || (quotes > 0 && coverage[n - 1][j] <= 0.0) {
             continue;
         }
         quotes += 1;

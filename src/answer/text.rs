@@ -105,10 +105,7 @@ pub fn list_intro_of(sentences: &[String], j: usize) -> Option<usize> {
     }
     let k = (0..j).rev().find(|&k| {
         let s = &sentences[k];
-        !(is_list_item(s)
-            || is_proviso(s)
-            || s.trim_start().starts_with("이 경우")
-            || without_notes(s).is_empty())
+        !(is_list_item(s) || is_proviso(s) || s.trim_start().starts_with("이 경우") || is_void(s))
     })?;
     (is_list_intro(&sentences[k]) || sentences[k].contains("다음 각 ")).then_some(k)
 }
@@ -134,6 +131,15 @@ fn after_item_number(sentence: &str) -> Option<&str> {
 
 /// The letters of a statute's sub-items (목), in order.
 const ITEM_LETTERS: &str = "가나다라마바사아자차카타파하";
+
+/// Whether a sentence says nothing: only amendment notes ("<개정 2016.7.26>", split off the
+/// sentence they follow), or a deleted item or paragraph ("1. 삭제 <2011.12.19>").
+pub fn is_void(sentence: &str) -> bool {
+    let rest = without_notes(sentence);
+    let rest = after_item_number(rest).unwrap_or(rest);
+    let rest = rest.trim_start_matches(|c: char| is_paragraph_mark(c) || c.is_whitespace());
+    rest.is_empty() || rest == "삭제"
+}
 
 /// A sentence without its trailing amendment notes ("<개정 2013.3.23>"), full stop and spaces.
 fn without_notes(sentence: &str) -> &str {
@@ -308,6 +314,16 @@ pub fn bigram_containment(claim: &str, source: &str) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_and_deleted_items_say_nothing() {
+        assert!(is_void("<개정 2016.7.26>"));
+        assert!(is_void(" <개정 2013.3.23> <신설 2015.1.28> "));
+        assert!(is_void("1. 삭제 <2011.12.19>"));
+        assert!(is_void("③ 삭제 <2012.5.31>"));
+        assert!(!is_void("영업은 다음 각 호와 같다. <개정 2016.7.26>"));
+        assert!(!is_void("2. 즉석판매제조ㆍ가공업"));
+    }
 
     #[test]
     fn pointers_are_told_from_rules_and_list_introductions() {

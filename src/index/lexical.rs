@@ -543,7 +543,9 @@ impl LexicalIndex {
     /// 저영양, 대장균 in 대장균군); or, for a word of three or more characters, with one
     /// character mistyped (식품의약퓸 for 식품의약품). Only a substitution counts: a word one
     /// character longer or shorter is another word (멜라토닌 and 멜라닌), and so is a
-    /// two-character word one character off (라돈, 라면).
+    /// two-character word one character off (라돈, 라면). A word written together also
+    /// matches where the passage writes it apart at one point, with a space or an interpunct
+    /// (즉석판매제조가공업, 즉석판매제조ㆍ가공업).
     pub fn mentions(&self, word: &str, filter: &SearchFilter) -> Result<bool> {
         if self.doc_freq(word, false, filter)? > 0 {
             return Ok(true);
@@ -558,14 +560,31 @@ impl LexicalIndex {
         let inside: Option<Box<dyn Query>> = match grams.len() {
             0 => None,
             1 => Some(Box::new(TermQuery::new(
-                grams.remove(0).1,
+                grams[0].1.clone(),
                 IndexRecordOption::Basic,
             ))),
-            _ => Some(Box::new(PhraseQuery::new_with_offset(grams))),
+            _ => Some(Box::new(PhraseQuery::new_with_offset(grams.clone()))),
         };
         if let Some(q) = inside {
             if self.count_matching(q, filter)? > 0 {
                 return Ok(true);
+            }
+        }
+        // Written apart at one point (즉석판매제조가공업 for 즉석판매제조ㆍ가공업, 제조 가공업):
+        // the bigram that spans the gap is missing there, and the ones after it move up by one
+        // (a space) or stay (ㆍ, a letter, is a token of its own).
+        for gap in 1..grams.len().saturating_sub(1) {
+            for shift in [0, 1] {
+                let apart: Vec<(usize, Term)> = grams
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != gap)
+                    .map(|(i, (at, term))| (if i > gap { at - shift } else { *at }, term.clone()))
+                    .collect();
+                let query = PhraseQuery::new_with_offset(apart);
+                if self.count_matching(Box::new(query), filter)? > 0 {
+                    return Ok(true);
+                }
             }
         }
         let chars: Vec<char> = word.chars().collect();
@@ -706,7 +725,8 @@ mod tests {
         })
         .unwrap();
         let public_text =
-            "고열량ㆍ저영양 식품은 식품의약품안전처장이 정한다. 멜라닌색소 침착을 방지한다.";
+            "고열량ㆍ저영양 식품은 식품의약품안전처장이 정한다. 멜라닌색소 침착을 방지한다. \
+             즉석판매제조ㆍ가공업을 하려는 자는 식품접객 영업자와 같이 신고하여야 한다.";
         index.add(&passage(1, "public", public_text)).unwrap();
         index
             .add(&passage(2, "internal", "가나다식품 현장점검 결과"))
@@ -729,6 +749,16 @@ mod tests {
         );
         assert!(!mentions("멜라토닌", &public), "멜라닌 is another word");
         assert!(!mentions("라돈", &public));
+        assert!(
+            mentions("즉석판매제조가공업", &public),
+            "written apart at one point"
+        );
+        assert!(mentions("고열량저영양", &public));
+        assert!(mentions("식품접객영업자", &public), "apart at a space");
+        assert!(
+            !mentions("고열량저가공", &public),
+            "apart, but not the same word"
+        );
         // what only an internal document says is unknown to the public
         assert!(!mentions("가나다식품", &public));
         assert!(mentions("가나다식품", &officials));
