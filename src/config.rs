@@ -200,7 +200,8 @@ pub struct AnswerConfig {
     /// ("…한국의약품안전관리원에 보고하시기 바람") is added to its relevance; the answer then
     /// quotes such a sentence.
     pub agent_weight: f32,
-    /// Refuse when the best passage's relevance is below this.
+    /// Refuse when the best passage's match (coverage and similarity, without the definition
+    /// and body bonuses) is below this.
     pub min_relevance: f32,
     /// Passages numbered [1]..[k] in the context.
     pub context_passages: usize,
@@ -233,7 +234,7 @@ impl Default for AnswerConfig {
             cosine_floor: 0.75,
             cosine_ceiling: 0.92,
             definition_weight: 0.1,
-            agent_weight: 0.1,
+            agent_weight: 0.3,
             min_relevance: 0.6,
             context_passages: 4,
             context_tokens: 1536,

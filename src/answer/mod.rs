@@ -241,7 +241,9 @@ impl<'a> Answerer<'a> {
         if !found.terms.unknown.is_empty() {
             return self.refuse(out, RefusalReason::UnknownSubject, &found, timings);
         }
-        let best = found.ranked.first().map(|s| s.relevance).unwrap_or(0.0);
+        // the best passage's match itself: a definition or a named body picks among
+        // passages, but makes no weak match an answer
+        let best = found.ranked.first().map(|s| s.evidence).unwrap_or(0.0);
         if best < self.config.min_relevance {
             return self.refuse(out, RefusalReason::WeakRetrieval, &found, timings);
         }

@@ -18,9 +18,12 @@ pub struct Scored {
     pub cosine: Option<f32>,
     /// BM25 score, when the lexical side ranked it.
     pub bm25: Option<f32>,
-    /// What the rerank orders by: coverage and similarity mixed (0..=1), plus what a
-    /// definition or a named body that the question asks for adds (unbounded, so that
-    /// passages near the top stay apart).
+    /// Coverage and similarity mixed, in 0..=1: how well the passage matches the question,
+    /// which the refusal threshold reads.
+    pub evidence: f32,
+    /// What the rerank orders by: the evidence plus what a definition or a named body that
+    /// the question asks for adds (unbounded, so that passages near the top stay apart).
+    /// These choose among passages that match; they make no weak match strong.
     pub relevance: f32,
 }
 
@@ -263,7 +266,8 @@ pub fn retrieve(
             .into_iter()
             .collect();
         let coverage = terms.coverage(&present);
-        let mut relevance = weights.relevance(coverage, c.cosine);
+        let evidence = weights.relevance(coverage, c.cosine);
+        let mut relevance = evidence;
         // "…도 화장품으로 볼 수 있나요?" is answered where the law says what 화장품 is
         if let Some(asked) = &terms.asked {
             if stated.iter().any(|s| asked.defined_in(s)) {
@@ -289,6 +293,7 @@ pub fn retrieve(
             coverage,
             cosine: c.cosine,
             bm25: c.bm25,
+            evidence,
             relevance,
         });
     }
@@ -301,6 +306,7 @@ pub fn retrieve(
         tracing::debug!(
             rank = rank + 1,
             relevance = s.relevance,
+            evidence = s.evidence,
             coverage = s.coverage,
             cosine = s.cosine,
             bm25 = s.bm25,
@@ -428,6 +434,7 @@ mod tests {
                 coverage: 0.0,
                 cosine: None,
                 bm25: None,
+                evidence: 0.0,
                 relevance: 0.0,
             })
             .collect();
