@@ -115,6 +115,15 @@ impl QuestionTerms {
             {
                 continue;
             }
+            // A name the dictionary lacks can swallow the particle after it: 온장환은 reads
+            // as 온장 + 환은 (a word of its own), though the letters name 온장환.
+            if group.len() > 1 {
+                if let Some(name) = without_particle(&whole) {
+                    if index.mentions(name, filter)? {
+                        continue;
+                    }
+                }
+            }
             unknown.extend(missing);
         }
         Ok(QuestionTerms {
@@ -168,6 +177,17 @@ impl QuestionTerms {
             .sum();
         Some(found / total)
     }
+}
+
+/// Particles that follow a noun, one syllable each.
+const PARTICLES: [char; 12] = [
+    '은', '는', '이', '가', '을', '를', '의', '도', '에', '와', '과', '로',
+];
+
+/// `word` without the particle it ends with, when what is left has two syllables or more.
+fn without_particle(word: &str) -> Option<&str> {
+    word.strip_suffix(PARTICLES)
+        .filter(|rest| rest.chars().count() >= 2)
 }
 
 /// Each group of nouns written together as one word, once, unless it is a single syllable
@@ -393,6 +413,14 @@ mod tests {
         assert!(terms.coverage_beyond(&rare, &title).abs() < 1e-6);
         let everything: HashSet<String> = ["배추김치".to_string(), "기준".to_string()].into();
         assert!((terms.coverage_beyond(&rare, &everything) - 8.0 / 9.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_swallowed_particle_comes_off() {
+        assert_eq!(without_particle("온장환은"), Some("온장환"));
+        assert_eq!(without_particle("우황청심환을"), Some("우황청심환"));
+        assert_eq!(without_particle("환은"), None);
+        assert_eq!(without_particle("식품안전"), None);
     }
 
     #[test]
