@@ -200,6 +200,9 @@ pub struct AnswerConfig {
     /// ("…한국의약품안전관리원에 보고하시기 바람") is added to its relevance; the answer then
     /// quotes such a sentence.
     pub agent_weight: f32,
+    /// For such a question, hybrid search hits up to this rank also compete (beyond
+    /// `candidates`) when a sentence of theirs names a body in the asked role.
+    pub agent_candidates: usize,
     /// Refuse when the best passage's match (coverage and similarity, without the definition
     /// and body bonuses) is below this.
     pub min_relevance: f32,
@@ -235,6 +238,7 @@ impl Default for AnswerConfig {
             cosine_ceiling: 0.92,
             definition_weight: 0.1,
             agent_weight: 0.3,
+            agent_candidates: 50,
             min_relevance: 0.6,
             context_passages: 4,
             context_tokens: 1536,

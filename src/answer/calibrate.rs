@@ -1,7 +1,7 @@
 //! Calibration of the answer thresholds on a question set (run by hand, prints figures):
 //! rerank weights by gold-passage rank, and the refusal threshold on relevance.
 
-use super::retrieve::{retrieve, QuestionTerms, RerankWeights, Scored};
+use super::retrieve::{retrieve, Pool, QuestionTerms, RerankWeights, Scored};
 use super::text::{bigram_containment, squash};
 use crate::bench::{load_questions, Question};
 use crate::config::Config;
@@ -52,8 +52,12 @@ fn candidates(
 ) -> (QuestionTerms, Vec<Scored>) {
     let weights = RerankWeights::of(&crate::config::AnswerConfig::default());
     let terms = QuestionTerms::new(index, &q.question, filter).expect("terms");
+    let pool = Pool {
+        candidates: n,
+        agent_candidates: n,
+    };
     let ranked =
-        retrieve(index, &q.question, &terms, filter, n, &weights, rerank).expect("retrieve");
+        retrieve(index, &q.question, &terms, filter, pool, &weights, rerank).expect("retrieve");
     (terms, ranked)
 }
 

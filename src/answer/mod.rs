@@ -221,7 +221,7 @@ impl<'a> Answerer<'a> {
             &standalone,
             &terms,
             &filter,
-            self.config.candidates,
+            retrieve::Pool::of(&self.config),
             &weights,
             self.config.rerank,
         )?;

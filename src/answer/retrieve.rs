@@ -244,6 +244,27 @@ impl RerankWeights {
     }
 }
 
+/// How many hybrid search hits the rerank reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    /// The first hits of the fused order, all scored.
+    pub candidates: usize,
+    /// For a who-or-where question, hits up to this rank also compete when a sentence of
+    /// theirs names a body in the asked role: a test precise enough to look further than the
+    /// fused order's agreement.
+    pub agent_candidates: usize,
+}
+
+impl Pool {
+    /// The pool an answer configuration sets.
+    pub fn of(config: &crate::config::AnswerConfig) -> Pool {
+        Pool {
+            candidates: config.candidates,
+            agent_candidates: config.agent_candidates,
+        }
+    }
+}
+
 /// Hybrid candidates for `question` under `filter`, each scored; reranked by relevance when
 /// `rerank` is set, else in the fused order.
 pub fn retrieve(
@@ -251,10 +272,16 @@ pub fn retrieve(
     question: &str,
     terms: &QuestionTerms,
     filter: &SearchFilter,
-    candidates: usize,
+    pool: Pool,
     weights: &RerankWeights,
     rerank: bool,
 ) -> Result<Vec<Scored>> {
+    let agent = terms.agent.filter(|_| weights.agent > 0.0);
+    let candidates = pool.candidates.max(1);
+    let top_k = match agent {
+        Some(_) => pool.agent_candidates.max(candidates),
+        None => candidates,
+    };
     // the statutory terms of everyday words are searched too
     let mut query = question.to_string();
     for entry in super::thesaurus::matches(super::thesaurus::builtin(), question) {
@@ -266,14 +293,14 @@ pub fn retrieve(
     let vector = index.embed_query(&query)?;
     let request = SearchRequest {
         query,
-        top_k: candidates.max(1),
+        top_k,
         mode: SearchMode::Hybrid,
         lexical: crate::config::LexicalFields::Both,
         filter: filter.clone(),
     };
     let found: Vec<Candidate> = index.candidates(&request, Some(&vector))?;
     let mut scored = Vec::with_capacity(found.len());
-    for c in found {
+    for (rank, c) in found.into_iter().enumerate() {
         // A sentence that only points elsewhere ("…은 총리령으로 정한다") or a list item that
         // only names a matter ("…에 관한 사항") covers nothing: the passage that states the
         // rule should outrank the one that delegates or lists it.
@@ -281,6 +308,22 @@ pub fn retrieve(
             .into_iter()
             .filter(|s| !super::text::is_pointer(s) && !super::text::is_topic_only(s))
             .collect();
+        // "…어디에 보고하나요?" is answered where a body is named, as the one reported to,
+        // beside what is reported: the best such sentence's coverage, read under its title
+        // as the passage's coverage is
+        let mut named: f32 = 0.0;
+        if let Some(agent) = agent {
+            for s in stated.iter().filter(|s| agent.named_in(s)) {
+                let present: HashSet<String> = index
+                    .analyse(&format!("{}\n{s}", c.hit.title))?
+                    .into_iter()
+                    .collect();
+                named = named.max(terms.coverage(&present));
+            }
+        }
+        if rank >= candidates && named <= 0.0 {
+            continue;
+        }
         let present: HashSet<String> = index
             .analyse(&format!("{}\n{}", c.hit.title, stated.join("\n")))?
             .into_iter()
@@ -294,20 +337,7 @@ pub fn retrieve(
                 relevance += weights.definition;
             }
         }
-        // "…어디에 보고하나요?" is answered where a body is named, as the one reported to,
-        // beside what is reported
-        if let Some(agent) = terms.agent.filter(|_| weights.agent > 0.0) {
-            let mut best: f32 = 0.0;
-            for s in stated.iter().filter(|s| agent.named_in(s)) {
-                // the sentence read under its title, as the passage's coverage is
-                let present: HashSet<String> = index
-                    .analyse(&format!("{}\n{s}", c.hit.title))?
-                    .into_iter()
-                    .collect();
-                best = best.max(terms.coverage(&present));
-            }
-            relevance += weights.agent * best;
-        }
+        relevance += weights.agent * named;
         scored.push(Scored {
             hit: c.hit,
             coverage,

@@ -95,7 +95,10 @@ pub struct Hit {
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub hit: Hit,
+    /// BM25 score, when the lexical search ranked it.
     pub bm25: Option<f32>,
+    /// e5 cosine to the question: in dense and hybrid search, of every candidate (those the
+    /// dense search did not rank are scored apart).
     pub cosine: Option<f32>,
 }
 
@@ -620,7 +623,7 @@ impl Index {
         vector: Option<&[f32]>,
     ) -> Result<Vec<Hit>> {
         Ok(self
-            .candidates(req, vector)?
+            .fused(req, vector, false)?
             .into_iter()
             .map(|c| c.hit)
             .collect())
@@ -632,6 +635,17 @@ impl Index {
         &self,
         req: &SearchRequest,
         vector: Option<&[f32]>,
+    ) -> Result<Vec<Candidate>> {
+        self.fused(req, vector, true)
+    }
+
+    /// The ranked hits with each side's score; with `score_unranked`, a hybrid search also
+    /// scores against the question the hits that only the lexical side ranked.
+    fn fused(
+        &self,
+        req: &SearchRequest,
+        vector: Option<&[f32]>,
+        score_unranked: bool,
     ) -> Result<Vec<Candidate>> {
         let k = req.top_k.max(1);
         let pool = self.config.search.candidates.max(k);
@@ -652,15 +666,17 @@ impl Index {
                 .map(|h| (h.id, h.score))
                 .collect())
         };
-        let dense = || -> Result<Vec<(u64, f32)>> {
-            let embedded;
-            let v = match vector {
-                Some(v) => v,
-                None => {
-                    embedded = self.embed_query(&req.query)?;
-                    &embedded
-                }
-            };
+        // the question embedded once, for the dense search and the scores of what only BM25
+        // reached
+        let embedded;
+        let vector = match (vector, req.mode) {
+            (None, SearchMode::Dense | SearchMode::Hybrid) => {
+                embedded = self.embed_query(&req.query)?;
+                Some(embedded.as_slice())
+            }
+            (given, _) => given,
+        };
+        let dense = |v: &[f32]| -> Result<Vec<(u64, f32)>> {
             Ok(self
                 .vectors
                 .search(v, pool, &req.filter)?
@@ -674,12 +690,12 @@ impl Index {
                 (lex.clone(), lex, Vec::new())
             }
             SearchMode::Dense => {
-                let den = dense()?;
+                let den = dense(vector.unwrap_or_default())?;
                 (den.clone(), Vec::new(), den)
             }
             SearchMode::Hybrid => {
                 let lex = lexical()?;
-                let den = dense()?;
+                let den = dense(vector.unwrap_or_default())?;
                 let lex_ids: Vec<u64> = lex.iter().map(|h| h.0).collect();
                 let den_ids: Vec<u64> = den.iter().map(|h| h.0).collect();
                 let fused = reciprocal_rank_fusion(&[&lex_ids, &den_ids], self.config.search.rrf_k);
@@ -687,9 +703,23 @@ impl Index {
             }
         };
         let lex: HashMap<u64, f32> = lex.into_iter().collect();
-        let den: HashMap<u64, f32> = den.into_iter().collect();
+        let mut den: HashMap<u64, f32> = den.into_iter().collect();
         let ranked: Vec<(u64, f32)> = ranked.into_iter().take(k).collect();
         let ids: Vec<u64> = ranked.iter().map(|(id, _)| *id).collect();
+        // A passage only BM25 reached still has a similarity to the question; the rerank
+        // reads it.
+        if let Some(v) = vector.filter(|_| score_unranked && req.mode == SearchMode::Hybrid) {
+            let unscored: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|id| !den.contains_key(id))
+                .collect();
+            if !unscored.is_empty() {
+                for hit in self.vectors.score(v, &unscored, &req.filter)? {
+                    den.insert(hit.id, hit.score);
+                }
+            }
+        }
         let stored: HashMap<u64, StoredPassage> = self
             .lexical
             .get(&ids)?

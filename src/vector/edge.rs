@@ -19,11 +19,11 @@ use qdrant_edge::external::serde_json::{Map, Value};
 use qdrant_edge::{
     AcornSearchParams, Condition, CountRequest, CreateIndex, Distance, EdgeConfig,
     EdgeOptimizersConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, FieldCondition,
-    FieldIndexOperations, Filter, HnswIndexConfig, JsonPath, Match, Modifier, NamedQuery, Payload,
-    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStructPersisted, QueryEnum, Range, ScrollRequest, SearchParams, SearchRequest,
-    UpdateOperation, Vector, VectorInternal, VectorStructPersisted, Vectors, WithPayloadInterface,
-    WithVector, DEFAULT_VECTOR_NAME,
+    FieldIndexOperations, Filter, HasIdCondition, HnswIndexConfig, JsonPath, Match, Modifier,
+    NamedQuery, Payload, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
+    PointOperations, PointStructPersisted, QueryEnum, Range, ScrollRequest, SearchParams,
+    SearchRequest, UpdateOperation, Vector, VectorInternal, VectorStructPersisted, Vectors,
+    WithPayloadInterface, WithVector, DEFAULT_VECTOR_NAME,
 };
 
 use super::{
@@ -136,20 +136,29 @@ impl EdgeStore {
             ..SearchParams::default()
         };
         let query = NamedQuery::default_dense(vector.to_vec());
-        self.nearest(query, Some(params), k, filter)
+        self.nearest(query, Some(params), k, filter, None)
     }
 
-    /// The `k` nearest points to a (dense or sparse) query among those `filter` admits.
+    /// The `k` nearest points to a (dense or sparse) query among those `filter` admits (and,
+    /// given `only`, among those points).
     fn nearest(
         &self,
         query: NamedQuery<VectorInternal>,
         params: Option<SearchParams>,
         k: usize,
         filter: &SearchFilter,
+        only: Option<&[u64]>,
     ) -> Result<Vec<VectorHit>> {
-        let Some(filter) = edge_filter(filter) else {
+        let Some(mut filter) = edge_filter(filter) else {
             return Ok(Vec::new());
         };
+        if let Some(ids) = only {
+            let ids: HasIdCondition = ids.iter().map(|&id| PointId::NumId(id)).collect();
+            filter
+                .must
+                .get_or_insert_with(Vec::new)
+                .push(Condition::HasId(ids));
+        }
         if k == 0 {
             return Ok(Vec::new());
         }
@@ -391,6 +400,17 @@ impl VectorStore for EdgeStore {
         self.search_tuned(vector, k, filter, HNSW_EF_SEARCH, USE_ACORN)
     }
 
+    fn score(&self, vector: &[f32], ids: &[u64], filter: &SearchFilter) -> Result<Vec<VectorHit>> {
+        check_vector(vector)?;
+        // a full scan of the few points named: exact scores
+        let params = SearchParams {
+            exact: true,
+            ..SearchParams::default()
+        };
+        let query = NamedQuery::default_dense(vector.to_vec());
+        self.nearest(query, Some(params), ids.len(), filter, Some(ids))
+    }
+
     fn has_sparse(&self) -> bool {
         self.sparse
     }
@@ -414,7 +434,7 @@ impl VectorStore for EdgeStore {
         }
         let vector = Vector::new_sparse(query.indices.clone(), query.values.clone())
             .map_err(|e| Error::InvalidInput(format!("sparse query: {e}")))?;
-        self.nearest(NamedQuery::new(vector.0, SPARSE), None, k, filter)
+        self.nearest(NamedQuery::new(vector.0, SPARSE), None, k, filter, None)
     }
 
     fn ids_of_doc(&self, doc: &str) -> Result<Vec<u64>> {

@@ -110,6 +110,10 @@ pub trait VectorStore: Send + Sync {
     fn delete_ids(&self, ids: &[u64]) -> Result<()>;
     /// The `k` points closest to `vector` among those the filter admits, best first.
     fn search(&self, vector: &[f32], k: usize, filter: &SearchFilter) -> Result<Vec<VectorHit>>;
+    /// The similarity of `vector` to each point of `ids` that exists and the filter admits,
+    /// scored as [`search`](Self::search) scores, best first: for passages that another
+    /// search found beyond this one's reach.
+    fn score(&self, vector: &[f32], ids: &[u64], filter: &SearchFilter) -> Result<Vec<VectorHit>>;
     /// The `k` points with the highest sparse score (Σ over shared dimensions of query weight ×
     /// stored weight × the dimension's IDF over the whole store) among those the filter admits
     /// and that have a sparse vector, best first. An empty query matches nothing.

@@ -370,6 +370,24 @@ impl VectorStore for ServerStore {
         self.query(request)
     }
 
+    fn score(&self, vector: &[f32], ids: &[u64], filter: &SearchFilter) -> Result<Vec<VectorHit>> {
+        check_vector(vector)?;
+        let Some(mut filter) = server_filter(filter) else {
+            return Ok(Vec::new());
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        filter.must.push(Condition::has_id(ids.iter().copied()));
+        let request = QueryPointsBuilder::new(&self.collection)
+            .query(vector.to_vec())
+            .filter(filter)
+            .limit(ids.len() as u64)
+            .params(SearchParamsBuilder::default().exact(true))
+            .with_payload(false);
+        self.query(request)
+    }
+
     fn search_sparse(
         &self,
         query: &SparseVector,

@@ -9,6 +9,7 @@ use crate::Error;
 
 pub fn run_all(store: &dyn VectorStore) {
     ranking(store);
+    scores_of_named_points(store);
     access_filtering(store);
     field_filters(store);
     delete_doc(store);
@@ -131,6 +132,36 @@ fn ranking(store: &dyn VectorStore) {
     );
     assert!(store.search(&q, 0, &everyone()).expect("k=0").is_empty());
     store.delete_doc("rank.pdf").expect("cleanup");
+}
+
+fn scores_of_named_points(store: &dyn VectorStore) {
+    assert_empty(store);
+    let p = |access| payload("score.pdf", "pdf", access);
+    store
+        .upsert(vec![
+            point(1, tilted(0, 1, 0.0), p(Access::Public)),
+            point(2, tilted(0, 1, 0.5), p(Access::Public)),
+            point(3, tilted(1, 0, 0.0), p(Access::Public)),
+            point(4, tilted(0, 1, 0.2), p(Access::Internal)),
+        ])
+        .expect("upsert");
+    let q = tilted(0, 1, 0.0);
+    let searched = store.search(&q, 10, &everyone()).expect("search");
+    let scored = store.score(&q, &[3, 2, 4, 99], &everyone()).expect("score");
+    assert_eq!(
+        scored.iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![4, 2, 3],
+        "the named points that exist, best first"
+    );
+    for hit in &scored {
+        let same = searched.iter().find(|h| h.id == hit.id).expect("searched");
+        assert!((same.score - hit.score).abs() < 1e-4, "{same:?} {hit:?}");
+    }
+    // a point the caller may not read is not scored
+    let public = store.score(&q, &[2, 4], &public()).expect("score");
+    assert_eq!(public.iter().map(|h| h.id).collect::<Vec<_>>(), vec![2]);
+    assert!(store.score(&q, &[], &everyone()).expect("none").is_empty());
+    store.delete_doc("score.pdf").expect("cleanup");
 }
 
 fn access_filtering(store: &dyn VectorStore) {
