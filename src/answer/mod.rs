@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! question ─question.rs─▶ NFC, standalone follow-up ─retrieve.rs─▶ hybrid search (access
-//! filter inside) → rerank → pack [1..k] ─extract.rs | generator (prompt.rs)─▶ sentences
-//! ─verify.rs─▶ verdicts, re-citation ─guard.rs─▶ leak guard, PII ─▶ Answer | refusal
+//! filter inside) → rerank → pack [1..k] ─extract.rs (+ parallel.rs) | generator
+//! (prompt.rs)─▶ sentences ─verify.rs─▶ verdicts, re-citation ─guard.rs─▶ leak guard, PII
+//! ─▶ Answer | refusal
 //! ```
 
 #[cfg(test)]
@@ -12,6 +13,7 @@ mod calibrate;
 mod extract;
 mod guard;
 pub mod measure;
+mod parallel;
 pub mod prompt;
 pub mod question;
 pub mod retrieve;
@@ -260,6 +262,19 @@ impl<'a> Answerer<'a> {
         )?;
 
         let generation_start = Instant::now();
+        // An extractive answer's quotes, each also citing the passages of other laws that
+        // state the same rule (`parallel.rs`), which join the numbered passages after `packed`.
+        let mut quotes = Vec::new();
+        let mut extra = Vec::new();
+        if self.config.mode == AnswerMode::Extractive {
+            quotes = extract::best_sentences(self.index, &found.terms, &packed, &self.config)?;
+            let parallels = parallel::parallels(self.index, &quotes, &packed, &found.filter)?;
+            for (i, n) in parallels.links {
+                quotes[i].citations.push(n);
+            }
+            extra = parallels.extra;
+        }
+        let packed: Vec<&Scored> = packed.iter().copied().chain(&extra).collect();
         let verifier = Verifier::new(
             self.index,
             SupportSettings {
@@ -307,11 +322,7 @@ impl<'a> Answerer<'a> {
             Ok(())
         };
         match self.config.mode {
-            AnswerMode::Extractive => {
-                let quotes =
-                    extract::best_sentences(self.index, &found.terms, &packed, &self.config)?;
-                check(&quotes, &mut out)?;
-            }
+            AnswerMode::Extractive => check(&quotes, &mut out)?,
             AnswerMode::Generative => {
                 let generator = self.generator.ok_or_else(|| {
                     Error::Config("generative answers need a language model".into())
