@@ -1,8 +1,8 @@
 //! Extractive answers: the packed passages' sentences that cover the question best, quoted
 //! verbatim with their passage numbers (instruction-like sentences, article headings,
-//! amendment notes, deleted items, and pointers such as "…은 대통령령으로 정한다", are never quoted). Within a passage, the
-//! question's words that its title already names (a letter's product, a law's name) do not
-//! tell its sentences apart. A statute's rule and its proviso (the next sentence, "다만, …")
+//! amendment notes, deleted items, and pointers such as "…은 대통령령으로 정한다", are never
+//! quoted). Within a passage, the question's words that its title already names (a letter's
+//! product, a law's name) do not tell its sentences apart. A statute's rule and its proviso (the next sentence, "다만, …")
 //! are quoted together, so an answer never states a rule without its exception, or an
 //! exception without its rule; a sentence that only introduces a list ("…은 다음 각 호와
 //! 같다.") is quoted with the list item that covers the question best, an item (but a

@@ -4,7 +4,7 @@
 //! sees every law that imposes what they are told.
 
 use super::retrieve::Scored;
-use super::text::{bigram_containment, is_proviso, sentences, CitedSentence};
+use super::text::{bigram_containment, qualifies_previous, sentences, CitedSentence};
 use crate::config::{LexicalFields, SearchMode};
 use crate::error::Result;
 use crate::filter::SearchFilter;
@@ -25,10 +25,7 @@ const MIN_QUOTE_CHARS: usize = 40;
 /// whose rules differ.
 fn is_statement(quote: &str) -> bool {
     let end = quote.trim_end().trim_end_matches(['.', ')', ' ']);
-    end.ends_with('다')
-        && quote.chars().count() >= MIN_QUOTE_CHARS
-        && !is_proviso(quote)
-        && !quote.trim_start().starts_with("이 경우")
+    end.ends_with('다') && quote.chars().count() >= MIN_QUOTE_CHARS && !qualifies_previous(quote)
 }
 
 /// What [`parallels`] found: a quote and the passage number that states it too.

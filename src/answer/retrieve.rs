@@ -313,12 +313,15 @@ pub fn retrieve(
         // as the passage's coverage is
         let mut named: f32 = 0.0;
         if let Some(agent) = agent {
-            for s in stated.iter().filter(|s| agent.named_in(s)) {
-                let present: HashSet<String> = index
-                    .analyse(&format!("{}\n{s}", c.hit.title))?
-                    .into_iter()
-                    .collect();
-                named = named.max(terms.coverage(&present));
+            let naming: Vec<&String> = stated.iter().filter(|s| agent.named_in(s)).collect();
+            if !naming.is_empty() {
+                // the title analysed once for all its sentences
+                let title: HashSet<String> = index.analyse(&c.hit.title)?.into_iter().collect();
+                for s in naming {
+                    let mut present = title.clone();
+                    present.extend(index.analyse(s)?);
+                    named = named.max(terms.coverage(&present));
+                }
             }
         }
         if rank >= candidates && named <= 0.0 {

@@ -94,6 +94,12 @@ pub fn is_proviso(sentence: &str) -> bool {
     sentence.trim_start().starts_with("다만")
 }
 
+/// Whether a sentence qualifies the rule before it rather than stating one: a proviso
+/// ("다만, …") or a second sentence ("이 경우 …").
+pub fn qualifies_previous(sentence: &str) -> bool {
+    is_proviso(sentence) || sentence.trim_start().starts_with("이 경우")
+}
+
 /// The sentence that introduces the list sentence `j` is an item of: the nearest one before
 /// it, past the list's other items, provisos, second sentences ("이 경우 …") and amendment
 /// notes, when that one refers to a list ("…은 다음 각 호와 같다", "다음 각 호의 어느 하나에
@@ -105,7 +111,7 @@ pub fn list_intro_of(sentences: &[String], j: usize) -> Option<usize> {
     }
     let k = (0..j).rev().find(|&k| {
         let s = &sentences[k];
-        !(is_list_item(s) || is_proviso(s) || s.trim_start().starts_with("이 경우") || is_void(s))
+        !(is_list_item(s) || qualifies_previous(s) || is_void(s))
     })?;
     (is_list_intro(&sentences[k]) || sentences[k].contains("다음 각 ")).then_some(k)
 }
